@@ -1,0 +1,166 @@
+/* 01-basic-socket/server.c -- an iterative echo server: one client at a time.
+ *
+ * Model:   one process, one thread. It blocks in accept() until a client
+ *          arrives, then in read() until that client sends or leaves; only
+ *          when the client has gone does it call accept() again.
+ * Cost:    two descriptors (the listener and the client). A second client
+ *          is not refused: the kernel completes its handshake and queues it
+ *          in the listen backlog, its bytes unread, until the first leaves.
+ *          One slow client stops everyone.
+ * Observe: strace -e trace=network ./01-basic-socket/server
+ *            socket, setsockopt, bind, listen, then accept blocking;
+ *          ss -tan 'sport = :9001' with two clients connected
+ *            both ESTAB; the waiting one has its bytes in Recv-Q.
+ * See also: 02-fork-server (after), which serves clients at the same time.
+ *
+ * Run it:  ./01-basic-socket/server            (Ctrl-C to stop)
+ *          printf 'hello\n' | nc -N 127.0.0.1 9001
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "log.h"
+#include "net.h"
+#include "options.h"
+#include "signals.h"
+
+/* How many connections the kernel may complete and hold for us while we are
+ * busy with another client; beyond it, new SYNs are dropped and retried. */
+enum { LISTEN_BACKLOG = 128 };
+
+/* One connection at a time, so one buffer, on the stack of echo(). */
+enum { ECHO_BUFSIZE = 16384 };
+
+/* The whole server-side call sequence, spelled out once:
+ * getaddrinfo -> socket -> setsockopt -> bind -> listen.
+ * (common/net.c packages it as tcp_listen() for the later lessons; it also
+ * tries every address getaddrinfo() returns, where this takes the first.) */
+static int listen_on(const char *host, const char *port)
+{
+    struct addrinfo hints, *res;
+    char where[SOCK_NTOP_LEN];
+    const int on = 1;
+    int listenfd, rc;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;     /* "127.0.0.1" gives IPv4, "::1" IPv6 */
+    hints.ai_socktype = SOCK_STREAM; /* TCP */
+    hints.ai_flags = AI_PASSIVE;     /* an address to bind, not to connect */
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc == EAI_SYSTEM)
+        err_sys("cannot resolve %s", host);
+    if (rc != 0)
+        err_quit("cannot resolve %s: %s", host, gai_strerror(rc));
+    sock_ntop(res->ai_addr, res->ai_addrlen, where, sizeof where);
+
+    listenfd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC,
+                      res->ai_protocol);
+    if (listenfd == -1)
+        err_sys("socket");
+
+    /* Without SO_REUSEADDR, bind() fails with EADDRINUSE for as long as a
+     * connection of our previous run is in TIME_WAIT on this port (60 s on
+     * Linux): a server that was just stopped could not start again. */
+    if (setsockopt(listenfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
+        err_sys("setsockopt SO_REUSEADDR");
+
+    if (bind(listenfd, res->ai_addr, res->ai_addrlen) == -1)
+        err_sys("cannot listen on %s: bind", where);
+    if (listen(listenfd, LISTEN_BACKLOG) == -1)
+        err_sys("cannot listen on %s: listen", where);
+
+    freeaddrinfo(res);
+    return listenfd;
+}
+
+/* Echoes what connfd sends until the client half-closes (read() returns 0)
+ * or the connection fails. Returns the number of bytes echoed. A failure
+ * costs this connection only: it is logged, never fatal. */
+static unsigned long long echo(int connfd, const char *peer)
+{
+    char buf[ECHO_BUFSIZE];
+    unsigned long long total = 0;
+    ssize_t n;
+
+    /* read() returns as soon as some bytes are there, not when buf is full:
+     * a "message" of the client's may arrive in several pieces or glued to
+     * the next one. An echo server does not care where messages end. */
+    while ((n = read(connfd, buf, sizeof buf)) > 0) {
+        /* write() may take fewer bytes than offered when the socket's send
+         * buffer is full; writen() loops until all are taken. */
+        if (writen(connfd, buf, (size_t)n) == -1) {
+            /* EPIPE or ECONNRESET: the client left without reading. */
+            if (!stop_requested())
+                err_ret("write to %s", peer);
+            return total;
+        }
+        total += (unsigned long long)n;
+    }
+    /* The stop handler installs with SA_RESTART, so read() is never
+     * interrupted (EINTR) here; -1 is a real error, such as ECONNRESET. */
+    if (n == -1 && !stop_requested())
+        err_ret("read from %s", peer);
+    return total;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct program_info pi = {
+        "01-basic-socket", "an iterative echo server, one client at a time",
+        9001};
+    struct net_options opt;
+    unsigned long long nconns = 0, nbytes = 0;
+    int listenfd;
+
+    parse_server_options(argc, argv, &pi, &opt, NULL, NULL, NULL);
+    signals_init();
+    listenfd = listen_on(opt.host, opt.port);
+    stop_wake_fd(STOP_LISTEN, listenfd);
+    if (spare_fd_reserve() == -1)
+        err_sys("open spare descriptor");
+    log_listening(listenfd);
+
+    while (!stop_requested()) {
+        struct sockaddr_storage cliaddr;
+        socklen_t clilen = sizeof cliaddr;
+        char peer[SOCK_NTOP_LEN];
+        unsigned long long n = 0;
+
+        int connfd = accept(listenfd, (struct sockaddr *)&cliaddr, &clilen);
+        if (connfd == -1) {
+            if (stop_requested())
+                break; /* the handler shut the listener down */
+            if (errno == EMFILE || errno == ENFILE) {
+                err_ret("accept (refusing one client)");
+                shed_connection(listenfd);
+                continue;
+            }
+            if (accept_error_is_transient(errno)) {
+                err_ret("accept"); /* that client is gone; try the next */
+                continue;
+            }
+            err_sys("accept");
+        }
+        /* Register, then test: a signal from here on shuts connfd down, and
+         * one that came before accept() returned has set the flag. */
+        stop_wake_fd(STOP_CONN, connfd);
+        sock_ntop((struct sockaddr *)&cliaddr, clilen, peer, sizeof peer);
+        nconns++;
+        log_accepted(peer);
+        if (!stop_requested())
+            n = echo(connfd, peer);
+        stop_wake_fd(STOP_CONN, -1);
+        close(connfd);
+        nbytes += n;
+        log_closed(peer, n);
+    }
+
+    stop_wake_fd(STOP_LISTEN, -1);
+    close(listenfd);
+    log_stats(nconns, nbytes);
+    return 0;
+}

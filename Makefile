@@ -1,0 +1,118 @@
+# The suite's Makefile. Every folder named NN-name is a lesson: its server.c
+# and client.c become NN-name/server and NN-name/client, linked with common/
+# and with any other .c file in the folder. A new lesson needs no edit here.
+#
+#   make               build every lesson
+#   make test          build, then run every test (tests/run)
+#   make check         the same tests against ASan+UBSan builds, and TSan
+#                      builds of the lessons that start threads
+#   make tour          build, run every lesson, print one row each
+#   make format        reformat with .clang-format; make format-check checks
+#   make clean         remove everything built
+#
+# CFLAGS=... adds to the required flags below, it never replaces them.
+
+CC ?= cc
+.DEFAULT_GOAL := all
+LESSONS := $(patsubst %/,%,$(sort $(wildcard [0-9][0-9]-*/)))
+
+WARNINGS := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Wvla -Wwrite-strings -Wundef \
+	-Wpointer-arith -Wimplicit-fallthrough
+WERROR ?= -Werror
+REQUIRED_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARNINGS) $(WERROR) \
+	-Icommon -MMD -MP
+ALL_CFLAGS = $(REQUIRED_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+LDLIBS += -pthread
+
+# Where a build goes. The plain build puts the programs in the lesson
+# folders; sanitizer builds mirror the tree under build/<name>/.
+BIN_DIR ?= .
+OBJ_DIR ?= build/obj
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ_DIR)/%.o)
+obj = $(patsubst %.c,$(OBJ_DIR)/%.o,$(1))
+
+PROGRAMS :=
+define lesson_rules
+$(1)_SHARED := $$(filter-out $(1)/server.c $(1)/client.c,$$(wildcard $(1)/*.c))
+$(BIN_DIR)/$(1)/server: $$(call obj,$(1)/server.c $$($(1)_SHARED)) $$(COMMON_OBJ)
+$(BIN_DIR)/$(1)/client: $$(call obj,$(1)/client.c $$($(1)_SHARED)) $$(COMMON_OBJ)
+PROGRAMS += $(BIN_DIR)/$(1)/server $(BIN_DIR)/$(1)/client
+endef
+$(foreach l,$(LESSONS),$(eval $(call lesson_rules,$(l))))
+
+# Test programs: the common/ unit tests, built twice -- the second time
+# with a 7-byte line buffer so that short inputs reach readline's edges --
+# and the misbehaving peer the bats tests drive.
+UNIT_TESTS := $(BIN_DIR)/build/unit/test_common \
+	$(BIN_DIR)/build/unit/test_common_tinybuf
+TOOLS := $(BIN_DIR)/build/tools/peer
+
+.PHONY: all test check tour format format-check clean test-programs
+all: $(PROGRAMS)
+test-programs: $(PROGRAMS) $(UNIT_TESTS) $(TOOLS)
+
+$(PROGRAMS) $(TOOLS):
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OBJ_DIR)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BIN_DIR)/build/unit/test_common: $(OBJ_DIR)/tests/unit/test_common.o \
+		$(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The tiny-buffer build compiles io.c and the test again with the flag.
+$(OBJ_DIR)/tiny/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DREADLINE_BUFSIZE=7 -c -o $@ $<
+$(BIN_DIR)/build/unit/test_common_tinybuf: $(OBJ_DIR)/tiny/tests/unit/test_common.o \
+		$(OBJ_DIR)/tiny/common/io.o $(filter-out %/io.o,$(COMMON_OBJ))
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN_DIR)/build/tools/peer: $(OBJ_DIR)/tests/tools/peer.o $(COMMON_OBJ)
+
+test: test-programs
+	tests/run
+
+# Sanitizer builds go to their own trees so that they never mix objects
+# with the plain build. TSan runs only the lessons that start threads.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_LESSONS = $(sort $(patsubst %/,%,$(dir $(shell grep -l pthread_create \
+	$(addsuffix /*.c,$(LESSONS)) 2>/dev/null))))
+
+check:
+	$(MAKE) --no-print-directory BIN_DIR=build/asan OBJ_DIR=build/asan/obj \
+		SAN_FLAGS="$(ASAN_FLAGS)" test-programs
+	BIN_DIR=build/asan SANITIZER=asan tests/run
+ifneq ($(strip $(TSAN_LESSONS)),)
+	$(MAKE) --no-print-directory BIN_DIR=build/tsan OBJ_DIR=build/tsan/obj \
+		SAN_FLAGS="$(TSAN_FLAGS)" test-programs
+	BIN_DIR=build/tsan SANITIZER=tsan LESSONS="$(TSAN_LESSONS)" \
+		NO_UNIT=1 tests/run
+else
+	@echo "check: no lesson starts threads yet; TSan has nothing to run"
+endif
+
+tour: all
+	scripts/tour
+
+FORMAT_FILES = $(wildcard common/*.[ch] */*.c tests/*/*.c bench/*.c)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build $(addsuffix /server,$(LESSONS)) $(addsuffix /client,$(LESSONS))
+
+-include $(shell find $(OBJ_DIR) -name '*.d' 2>/dev/null)

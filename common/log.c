@@ -1,0 +1,141 @@
+/* log.c -- the error functions and the log lines; see log.h. */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net.h"
+
+enum { LINE_MAX_LEN = 1024 };
+
+static bool quiet;
+
+/* Formats "prefix: message[: ENAME (description)]\n" into one buffer and
+ * writes it with one call. A line longer than the buffer is cut, never
+ * overflowed. */
+static void emit(bool with_prog, int errnum, const char *fmt, va_list ap)
+    PRINTF_LIKE(3, 0);
+
+static void emit(bool with_prog, int errnum, const char *fmt, va_list ap)
+{
+    char line[LINE_MAX_LEN];
+    size_t len = 0;
+    int n;
+
+    if (with_prog) {
+        n = snprintf(line, sizeof line, "%s: ", program_invocation_short_name);
+        len = n > 0 ? (size_t)n : 0;
+    }
+    n = vsnprintf(line + len, sizeof line - len, fmt, ap);
+    if (n > 0)
+        len += (size_t)n;
+    if (len > sizeof line - 1)
+        len = sizeof line - 1;
+    if (errnum != 0) {
+        const char *name = strerrorname_np(errnum);
+        n = snprintf(line + len, sizeof line - len, ": %s (%s)",
+                     name ? name : "unknown errno", strerror(errnum));
+        if (n > 0)
+            len += (size_t)n;
+        if (len > sizeof line - 1)
+            len = sizeof line - 1;
+    }
+    line[len++] = '\n';
+    /* stderr is a log: if it is gone there is nobody left to tell. */
+    if (write(STDERR_FILENO, line, len) == -1)
+        return;
+}
+
+void err_sys(const char *fmt, ...)
+{
+    va_list ap;
+    int saved = errno;
+
+    va_start(ap, fmt);
+    emit(true, saved, fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+void err_quit(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    emit(true, 0, fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+void err_ret(const char *fmt, ...)
+{
+    va_list ap;
+    int saved = errno;
+
+    va_start(ap, fmt);
+    emit(true, saved, fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+void err_msg(const char *fmt, ...)
+{
+    va_list ap;
+    int saved = errno;
+
+    va_start(ap, fmt);
+    emit(true, 0, fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+void logmsg(const char *fmt, ...)
+{
+    va_list ap;
+    int saved = errno;
+
+    va_start(ap, fmt);
+    emit(false, 0, fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+void log_set_quiet(bool on)
+{
+    quiet = on;
+}
+
+void log_listening(int listenfd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char addr[SOCK_NTOP_LEN];
+
+    if (getsockname(listenfd, (struct sockaddr *)&ss, &len) == -1)
+        err_sys("getsockname");
+    logmsg("listening on %s (pid %ld)",
+           sock_ntop((struct sockaddr *)&ss, len, addr, sizeof addr),
+           (long)getpid());
+}
+
+void log_accepted(const char *peer)
+{
+    if (!quiet)
+        logmsg("accepted %s", peer);
+}
+
+void log_closed(const char *peer, unsigned long long nbytes)
+{
+    if (!quiet)
+        logmsg("closed %s (%llu bytes)", peer, nbytes);
+}
+
+void log_stats(unsigned long long nconns, unsigned long long nbytes)
+{
+    logmsg("served %llu connections, echoed %llu bytes", nconns, nbytes);
+}

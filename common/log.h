@@ -1,0 +1,41 @@
+/* log.h -- messages on stderr: the error functions and the contract's lines.
+ *
+ * The error functions use Stevens' names. Each prints one line,
+ *     program: message: ENAME (description)
+ * with a single write(2), so lines from several threads or processes never
+ * interleave, and each leaves errno as it found it.
+ *
+ *     err_sys   fatal, with errno       err_quit  fatal, without errno
+ *     err_ret   log, with errno         err_msg   log, without errno
+ *
+ * The fatal ones exit with status 1. The log_* functions print the lines the
+ * suite's contract defines; the tests read them.
+ */
+#ifndef LOG_H
+#define LOG_H
+
+#include <stdbool.h>
+
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+
+_Noreturn void err_sys(const char *fmt, ...) PRINTF_LIKE(1, 2);
+_Noreturn void err_quit(const char *fmt, ...) PRINTF_LIKE(1, 2);
+void err_ret(const char *fmt, ...) PRINTF_LIKE(1, 2);
+void err_msg(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* One line on stderr, without the program name: the server's log. */
+void logmsg(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* With quiet set (-q), log_accepted() and log_closed() print nothing. */
+void log_set_quiet(bool quiet);
+
+/* "listening on 127.0.0.1:9001 (pid 1234)", from getsockname(listenfd). */
+void log_listening(int listenfd);
+/* "accepted 127.0.0.1:40000" */
+void log_accepted(const char *peer);
+/* "closed 127.0.0.1:40000 (12 bytes)" */
+void log_closed(const char *peer, unsigned long long nbytes);
+/* "served 3 connections, echoed 36 bytes": the server's last line. */
+void log_stats(unsigned long long nconns, unsigned long long nbytes);
+
+#endif

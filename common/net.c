@@ -1,0 +1,156 @@
+/* net.c -- tcp_listen, tcp_connect, sock_ntop and accept()'s errors; see
+ * net.h. Lesson 01 spells out socket(), bind() and listen() by hand; this is
+ * the same sequence, packaged for the lessons after it. */
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct addrinfo *resolve(const char *host, const char *port, int flags,
+                                int *gai_err)
+{
+    struct addrinfo hints;
+    struct addrinfo *res;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC; /* IPv4 or IPv6, whatever host names */
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = flags;
+    *gai_err = getaddrinfo(host, port, &hints, &res);
+    if (*gai_err == EAI_SYSTEM) {
+        *gai_err = 0; /* errno says what went wrong */
+        return NULL;
+    }
+    return *gai_err == 0 ? res : NULL;
+}
+
+int tcp_listen(const char *host, const char *port, int backlog, int *gai_err)
+{
+    struct addrinfo *res = resolve(host, port, AI_PASSIVE, gai_err);
+    int fd = -1;
+    const int on = 1;
+
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd == -1)
+            continue;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            listen(fd, backlog) == 0)
+            break;
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        fd = -1;
+    }
+    if (res != NULL)
+        freeaddrinfo(res);
+    return fd;
+}
+
+int tcp_connect(const char *host, const char *port, int *gai_err)
+{
+    struct addrinfo *res = resolve(host, port, 0, gai_err);
+    int fd = -1;
+
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd == -1)
+            continue;
+        /* connect() interrupted by a signal goes on in the background;
+         * calling it again would fail with EALREADY. Our callers do not
+         * catch signals before they connect, so EINTR is not expected. */
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        fd = -1;
+    }
+    if (res != NULL)
+        freeaddrinfo(res);
+    return fd;
+}
+
+char *sock_ntop(const struct sockaddr *sa, socklen_t salen, char *buf,
+                size_t size)
+{
+    char host[INET6_ADDRSTRLEN];
+
+    /* Ports and addresses travel in network byte order (big-endian):
+     * ntohs() turns the port back into a number this CPU can print. */
+    if (sa->sa_family == AF_INET &&
+        salen >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+        snprintf(buf, size, "%s:%u", host, ntohs(sin->sin_port));
+    } else if (sa->sa_family == AF_INET6 &&
+               salen >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+        snprintf(buf, size, "[%s]:%u", host, ntohs(sin6->sin6_port));
+    } else {
+        snprintf(buf, size, "(address family %d)", sa->sa_family);
+    }
+    return buf;
+}
+
+bool accept_error_is_transient(int err)
+{
+    switch (err) {
+    case ECONNABORTED: /* the client reset before we accepted it */
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case ENOBUFS: /* memory pressure: may be better next time */
+    case ENOMEM:
+    case EPERM: /* a firewall rule refused this one */
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int spare_fd = -1;
+
+int spare_fd_reserve(void)
+{
+    if (spare_fd == -1)
+        spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return spare_fd == -1 ? -1 : 0;
+}
+
+int shed_connection(int listenfd)
+{
+    if (spare_fd == -1 && spare_fd_reserve() == -1) {
+        /* No spare to give up, not even now. Retrying at once would spin,
+         * so back off for a tenth of a second: the one place where the
+         * suite waits on the clock, because no event announces a free
+         * descriptor. */
+        int saved = errno;
+        poll(NULL, 0, 100);
+        errno = saved;
+        return -1;
+    }
+    close(spare_fd);
+    spare_fd = -1;
+    int fd = accept(listenfd, NULL, NULL);
+    int saved = errno;
+    if (fd != -1)
+        close(fd);
+    spare_fd_reserve();
+    errno = saved;
+    return fd == -1 ? -1 : 0;
+}

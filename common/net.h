@@ -1,0 +1,46 @@
+/* net.h -- sockets over getaddrinfo, addresses as text, accept()'s errors.
+ *
+ * tcp_listen() and tcp_connect() take a host and a port as text and work
+ * for IPv4 and IPv6 alike. They return -1 and let the caller report: when
+ * the name itself could not be resolved, *gai_err holds getaddrinfo()'s code
+ * (print it with gai_strerror()); otherwise *gai_err is 0 and errno tells
+ * why the last address tried failed.
+ */
+#ifndef NET_H
+#define NET_H
+
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+/* Room for "[ffff:...:ffff]:65535" and its NUL. */
+#define SOCK_NTOP_LEN (INET6_ADDRSTRLEN + 8)
+
+/* A listening socket (SO_REUSEADDR, close-on-exec) bound to host:port, on
+ * the first address of host that works. Port "0" lets the kernel choose:
+ * ask getsockname() which port it chose. */
+int tcp_listen(const char *host, const char *port, int backlog, int *gai_err);
+
+/* A socket connected to host:port (close-on-exec), trying each address. */
+int tcp_connect(const char *host, const char *port, int *gai_err);
+
+/* Writes "127.0.0.1:9001" or "[::1]:9001" into buf and returns buf. */
+char *sock_ntop(const struct sockaddr *sa, socklen_t salen, char *buf,
+                size_t size);
+
+/* True for the errors accept() reports on behalf of one connection that
+ * died before we took it (ECONNABORTED, and the network errors Linux passes
+ * up): log them and accept the next one. */
+bool accept_error_is_transient(int err);
+
+/* When accept() fails with EMFILE or ENFILE the connection stays queued and
+ * the listening socket stays readable, so a server that just retries spins.
+ * spare_fd_reserve() opens one descriptor at start-up; shed_connection()
+ * gives it up, accepts the pending connection, closes it (the client sees
+ * the connection closed) and takes the spare descriptor back. Returns 0, or
+ * -1 with errno set if no connection could be taken. Call both from the one
+ * thread that accepts. */
+int spare_fd_reserve(void);
+int shed_connection(int listenfd);
+
+#endif

@@ -1,0 +1,166 @@
+/* options.c -- the shared command line; see options.h. */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+enum { MAX_OPTIONS = 32 };
+
+static void print_usage(FILE *fp, const struct program_info *pi, bool server,
+                        const struct lesson_option *extra)
+{
+    const char *prog = program_invocation_short_name;
+
+    fprintf(fp, "usage: %s [-H host] [-p port]%s [-h]", prog,
+            server ? " [-q]" : "");
+    for (const struct lesson_option *o = extra; o && o->key; o++) {
+        if (o->long_name)
+            fprintf(fp, " [--%s%s%s]", o->long_name, o->arg_name ? " " : "",
+                    o->arg_name ? o->arg_name : "");
+        else
+            fprintf(fp, " [-%c%s%s]", o->key, o->arg_name ? " " : "",
+                    o->arg_name ? o->arg_name : "");
+    }
+    fprintf(fp, "\n%s: %s\n\n", pi->lesson, pi->summary);
+    fprintf(fp, "  -H host       %s (default 127.0.0.1)\n",
+            server ? "address to listen on" : "server to connect to");
+    if (server)
+        fprintf(fp, "                0.0.0.0 or :: accepts other hosts too\n");
+    fprintf(fp, "  -p port       %s (default %d%s)\n",
+            server ? "port to listen on" : "server's port", pi->default_port,
+            server ? "; 0 lets the kernel choose" : "");
+    if (server)
+        fprintf(fp, "  -q            no per-connection log lines\n");
+    fprintf(fp, "  -h            print this help and exit\n");
+    for (const struct lesson_option *o = extra; o && o->key; o++) {
+        char name[32];
+        if (o->long_name)
+            snprintf(name, sizeof name, "--%s %s", o->long_name,
+                     o->arg_name ? o->arg_name : "");
+        else
+            snprintf(name, sizeof name, "-%c %s", o->key,
+                     o->arg_name ? o->arg_name : "");
+        fprintf(fp, "  %-13s %s\n", name, o->help);
+    }
+}
+
+static _Noreturn void usage_error(const struct program_info *pi, bool server,
+                                  const struct lesson_option *extra)
+{
+    print_usage(stderr, pi, server, extra);
+    exit(2);
+}
+
+int parse_number(const char *arg, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || v < min || v > max) {
+        err_msg("'%s' is not a number from %ld to %ld", arg, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void parse(int argc, char **argv, const struct program_info *pi,
+                  bool server, struct net_options *opt,
+                  const struct lesson_option *extra, lesson_option_fn fn,
+                  void *ctx)
+{
+    /* '+': stop at the first non-option; ':': report a missing value as
+     * ':' so that we, not getopt, word the message. */
+    char shortopts[3 * MAX_OPTIONS] = "+:H:p:h";
+    struct option longopts[MAX_OPTIONS + 2] = {
+        {"help", no_argument, NULL, 'h'},
+    };
+    size_t nlong = 1;
+    int c;
+    long port;
+
+    opterr = 0; /* we print our own messages */
+    if (server)
+        strcat(shortopts, "q");
+    for (const struct lesson_option *o = extra; o && o->key; o++) {
+        if (nlong == MAX_OPTIONS)
+            err_quit("too many lesson options");
+        if (o->long_name) {
+            longopts[nlong++] = (struct option){
+                o->long_name, o->arg_name ? required_argument : no_argument,
+                NULL, o->key};
+        } else {
+            size_t len = strlen(shortopts);
+            shortopts[len++] = (char)o->key;
+            if (o->arg_name)
+                shortopts[len++] = ':';
+            shortopts[len] = '\0';
+        }
+    }
+
+    opt->host = "127.0.0.1";
+    snprintf(opt->port, sizeof opt->port, "%d", pi->default_port);
+    opt->quiet = false;
+
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        switch (c) {
+        case 'H':
+            opt->host = optarg;
+            break;
+        case 'p':
+            if (parse_number(optarg, 0, 65535, &port) == -1)
+                usage_error(pi, server, extra);
+            snprintf(opt->port, sizeof opt->port, "%ld", port);
+            break;
+        case 'q':
+            opt->quiet = true;
+            break;
+        case 'h':
+            print_usage(stdout, pi, server, extra);
+            exit(0);
+        case ':':
+            err_msg("option %s needs a value", argv[optind - 1]);
+            usage_error(pi, server, extra);
+        case '?':
+            if (optopt != 0)
+                err_msg("unknown option -%c", optopt);
+            else
+                err_msg("unknown option %s", argv[optind - 1]);
+            usage_error(pi, server, extra);
+        default:
+            if (fn == NULL || fn(c, optarg, ctx) == -1)
+                usage_error(pi, server, extra);
+            break;
+        }
+    }
+    if (optind < argc) {
+        err_msg("unexpected argument '%s'", argv[optind]);
+        usage_error(pi, server, extra);
+    }
+    if (*opt->host == '\0') {
+        err_msg("-H needs a host name or address");
+        usage_error(pi, server, extra);
+    }
+    log_set_quiet(opt->quiet);
+}
+
+void parse_server_options(int argc, char **argv, const struct program_info *pi,
+                          struct net_options *opt,
+                          const struct lesson_option *extra,
+                          lesson_option_fn fn, void *ctx)
+{
+    parse(argc, argv, pi, true, opt, extra, fn, ctx);
+}
+
+void parse_client_options(int argc, char **argv, const struct program_info *pi,
+                          struct net_options *opt)
+{
+    parse(argc, argv, pi, false, opt, NULL, NULL, NULL);
+}

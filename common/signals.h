@@ -1,0 +1,39 @@
+/* signals.h -- SIGPIPE ignored, SIGINT and SIGTERM turned into a clean stop.
+ *
+ * A flag set by the handler is the usual answer, and it has a race: if the
+ * signal lands after the loop tested the flag but before accept() or read()
+ * went to sleep, the server sleeps on until the next client comes. So the
+ * handler also calls shutdown() -- async-signal-safe -- on the sockets
+ * registered with stop_wake_fd(). A shut-down listening socket makes a
+ * blocked or later accept() fail at once (EINVAL), and makes select(),
+ * poll() and epoll report it ready; a shut-down connection makes read()
+ * return 0 and write() fail with EPIPE. Whatever the server was about to
+ * block in returns, and the server finds the flag set.
+ *
+ * The handlers are installed with SA_RESTART: a read(), write() or accept()
+ * interrupted by them is restarted by the kernel, never fails with EINTR.
+ * (select(), poll() and epoll_wait() are never restarted: EINTR there means
+ * "look at the flags".)
+ */
+#ifndef SIGNALS_H
+#define SIGNALS_H
+
+#include <stdbool.h>
+
+/* The registered sockets: the listener, and the one connection a blocking
+ * single-threaded server is serving. */
+enum { STOP_LISTEN, STOP_CONN, STOP_NSLOTS };
+
+/* Ignores SIGPIPE (a write to a vanished peer then fails with EPIPE instead
+ * of killing the process) and installs the stop handler for SIGINT and
+ * SIGTERM. Exits through err_sys() if sigaction() fails. */
+void signals_init(void);
+
+/* On SIGINT/SIGTERM, shutdown(fd) will be called; fd -1 clears the slot.
+ * Clear a slot before closing its descriptor. */
+void stop_wake_fd(int slot, int fd);
+
+/* True once SIGINT or SIGTERM has arrived. Safe to call from any thread. */
+bool stop_requested(void);
+
+#endif
