@@ -1,0 +1,288 @@
+#!/usr/bin/env bats
+# tests/contract.bats -- the suite's contract, checked against one lesson.
+#
+# tests/run runs this file once for every lesson folder present (and once
+# per line of tests/NN-name.variants, with those server arguments in
+# SERVER_ARGS), so a new lesson is held to the contract the moment it
+# exists. By hand:  LESSON=01-basic-socket bats tests/contract.bats
+
+load helpers
+
+L="$LESSON${SERVER_ARGS:+ ($SERVER_ARGS)}"
+
+setup() {
+    need_nc
+    SERVER=$(server_bin "$LESSON")
+    CLIENT=$(client_bin "$LESSON")
+}
+
+# --- the command line ---------------------------------------------------
+
+@test "$L: server -h prints its usage on stdout and exits 0" {
+    run --separate-stderr "$SERVER" -h
+    assert_success
+    assert_line --index 0 --regexp '^usage: server \[-H host\] \[-p port\] \[-q\] \[-h\]'
+    assert_output --partial "$LESSON"
+    assert_equal "$stderr" ""
+}
+
+@test "$L: client -h prints its usage on stdout and exits 0" {
+    run --separate-stderr "$CLIENT" -h
+    assert_success
+    assert_line --index 0 --regexp '^usage: client \[-H host\] \[-p port\] \[-h\]'
+    assert_equal "$stderr" ""
+}
+
+@test "$L: bad server flags print the usage on stderr and exit 2" {
+    local args
+    for args in "-x" "-p" "-p abc" "-p 65536" "-p -1" "-H" "stray" "-q -- extra"; do
+        run --separate-stderr "$SERVER" $args
+        [[ $status -eq 2 ]] || fail "server $args: exit $status, not 2"
+        [[ $stderr == *"usage: server"* ]] || fail "server $args: no usage on stderr"
+        [[ -z $output ]] || fail "server $args: wrote to stdout: $output"
+    done
+}
+
+@test "$L: bad client flags print the usage on stderr and exit 2" {
+    local args
+    for args in "-x" "-q" "-p" "-p 9x" "-p 70000" "stray"; do
+        run --separate-stderr "$CLIENT" $args
+        [[ $status -eq 2 ]] || fail "client $args: exit $status, not 2"
+        [[ $stderr == *"usage: client"* ]] || fail "client $args: no usage on stderr"
+    done
+}
+
+# --- listening ------------------------------------------------------------
+
+@test "$L: with -p 0 the listening line gives the kernel's port and the pid" {
+    start_server "$LESSON"
+    run grep -c '' "$SERVER_LOG"
+    assert_line --regexp '^[0-9]+$'
+    run grep -m1 '^listening on' "$SERVER_LOG"
+    assert_output --regexp '^listening on 127\.0\.0\.1:[1-9][0-9]* \(pid [0-9]+\)$'
+    assert_output --partial "(pid $SERVER_PID)"
+    ((PORT > 0 && PORT < 65536))
+    # The port printed is the one really bound.
+    run ss -Htln "sport = :$PORT"
+    assert_output --partial "127.0.0.1:$PORT"
+}
+
+@test "$L: listens and echoes on IPv6 ::1" {
+    ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1' ||
+        skip "no IPv6 loopback address on this machine"
+    start_server "$LESSON" -H ::1
+    [[ $SERVER_ADDR == "[::1]:$PORT" ]] || fail "listening line: $SERVER_ADDR"
+    run nc_echo ::1 "$PORT" <<<"over IPv6"
+    assert_success
+    assert_output "over IPv6"
+    wait_for 10 log_has "$SERVER_LOG" '^closed \[::1\]:[0-9]+ \(10 bytes\)$'
+}
+
+@test "$L: a port already in use: exit 1, one line naming the address and the reason" {
+    start_server "$LESSON"
+    run --separate-stderr timeout 20 "$SERVER" -p "$PORT"
+    assert_failure 1
+    [[ $stderr == *"127.0.0.1:$PORT"* ]] || fail "no address in: $stderr"
+    [[ $stderr == *"Address already in use"* ]] || fail "no reason in: $stderr"
+    [[ $(wc -l <<<"$stderr") -eq 1 ]] || fail "more than one line: $stderr"
+}
+
+@test "$L: an unknown host: exit 1 with a readable reason" {
+    run --separate-stderr timeout 30 "$SERVER" -H nosuch.invalid -p 0
+    assert_failure 1
+    [[ $stderr == *"nosuch.invalid"* ]] || fail "host not named: $stderr"
+    [[ $(wc -l <<<"$stderr") -eq 1 ]] || fail "more than one line: $stderr"
+}
+
+# --- echo -------------------------------------------------------------------
+
+@test "$L: echoes one line through nc -N" {
+    start_server "$LESSON"
+    run nc_echo "$PORT" <<<"hello, echo"
+    assert_success
+    assert_output "hello, echo"
+}
+
+@test "$L: echoes a 4 MiB random binary file byte for byte through nc -N" {
+    start_server "$LESSON"
+    random_file "$BATS_TEST_TMPDIR/in" $((4 << 20))
+    nc_echo "$PORT" <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out"
+    cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+}
+
+@test "$L: echoes NUL bytes and a last line without a newline" {
+    start_server "$LESSON"
+    printf 'a\0b\n\0\0\n\0tail without newline' >"$BATS_TEST_TMPDIR/in"
+    nc_echo "$PORT" <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out"
+    cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+}
+
+@test "$L: an empty connection echoes nothing and is logged with 0 bytes" {
+    start_server "$LESSON"
+    run nc_echo "$PORT" </dev/null
+    assert_success
+    assert_output ""
+    wait_for 10 log_has "$SERVER_LOG" '^closed 127\.0\.0\.1:[0-9]+ \(0 bytes\)$'
+    log_has "$SERVER_LOG" '^accepted 127\.0\.0\.1:[0-9]+$'
+}
+
+@test "$L: logs accepted and closed with the peer's address and byte count" {
+    start_server "$LESSON"
+    # The peer's own port identifies its lines in the server's log.
+    spawn "$BATS_TEST_TMPDIR/peer.out" "$BATS_TEST_TMPDIR/peer.err" \
+        "$PEER" hold 127.0.0.1 "$PORT" "twelve bytes"
+    local peer=$SPAWNED_PID
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/peer.out" '^echoed$'
+    local cport
+    cport=$(sed -n 's/^connected //p' "$BATS_TEST_TMPDIR/peer.out")
+    log_has "$SERVER_LOG" "^accepted 127\\.0\\.0\\.1:$cport\$"
+    kill "$peer"
+    wait_for 20 log_has "$SERVER_LOG" "^closed 127\\.0\\.0\\.1:$cport \\(12 bytes\\)\$"
+}
+
+@test "$L: -q leaves out the per-connection lines, not the stats line" {
+    start_server "$LESSON" -q
+    run nc_echo "$PORT" <<<"quiet"
+    assert_output "quiet"
+    stop_server
+    assert_equal "$SERVER_STATUS" 0
+    run cat "$SERVER_LOG"
+    refute_line --regexp '^(accepted|closed) '
+    assert_line 'served 1 connections, echoed 6 bytes'
+}
+
+# --- clients ----------------------------------------------------------------
+
+@test "$L: the lesson's client echoes binary input byte for byte" {
+    start_server "$LESSON"
+    random_file "$BATS_TEST_TMPDIR/in" $((1 << 20))
+    printf '\0last line, no newline' >>"$BATS_TEST_TMPDIR/in"
+    timeout "$NET_TIMEOUT" "$CLIENT" -p "$PORT" \
+        <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out"
+    cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+}
+
+@test "$L: the lesson's client with empty input exits 0 with no output" {
+    start_server "$LESSON"
+    run --separate-stderr timeout "$NET_TIMEOUT" "$CLIENT" -p "$PORT" </dev/null
+    assert_success
+    assert_output ""
+    assert_equal "$stderr" ""
+}
+
+@test "$L: every lesson's client works against this server" {
+    start_server "$LESSON"
+    random_file "$BATS_TEST_TMPDIR/in" $((256 << 10))
+    printf 'tail' >>"$BATS_TEST_TMPDIR/in"
+    local c
+    for c in $(all_lessons); do
+        timeout "$NET_TIMEOUT" "$(client_bin "$c")" -p "$PORT" \
+            <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out.$c" ||
+            fail "$c's client failed against $LESSON's server"
+        cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out.$c" ||
+            fail "$c's client got a different echo"
+    done
+}
+
+@test "$L: the client reports a closed port in one line and exits 1" {
+    # Take a free port from the kernel, then let it go: nobody listens there.
+    start_server "$LESSON"
+    local port=$PORT
+    stop_server
+    run --separate-stderr timeout 20 "$CLIENT" -p "$port" </dev/null
+    assert_failure 1
+    [[ $stderr == *"Connection refused"* ]] || fail "reason missing: $stderr"
+    [[ $(wc -l <<<"$stderr") -eq 1 ]] || fail "more than one line: $stderr"
+}
+
+@test "$L: the client exits 1 in one line when the server goes away mid-echo" {
+    start_server "$LESSON"
+    local fifo=$BATS_TEST_TMPDIR/stdin fd
+    mkfifo "$fifo"
+    exec {fd}<>"$fifo"
+    SPAWN_STDIN=$fifo spawn "$BATS_TEST_TMPDIR/c.out" "$BATS_TEST_TMPDIR/c.err" \
+        "$CLIENT" -p "$PORT"
+    local client=$SPAWNED_PID
+    echo "first line" >&"$fd"
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/c.out" '^first line$'
+    stop_server
+    echo "second line" >&"$fd"
+    exec {fd}>&-
+    wait_for 20 exited "$client"
+    local status=0
+    wait "$client" || status=$?
+    assert_equal "$status" 1
+    [[ $(wc -l <"$BATS_TEST_TMPDIR/c.err") -eq 1 ]] ||
+        fail "stderr: $(cat "$BATS_TEST_TMPDIR/c.err")"
+}
+
+@test "$L: 25 concurrent clients each get their own bytes back" {
+    start_server "$LESSON"
+    local i pids=()
+    for i in $(seq 1 25); do
+        random_file "$BATS_TEST_TMPDIR/in.$i" $((i * 3001))
+        SPAWN_STDIN=$BATS_TEST_TMPDIR/in.$i spawn "$BATS_TEST_TMPDIR/out.$i" \
+            "$BATS_TEST_TMPDIR/err.$i" timeout "$NET_TIMEOUT" "$CLIENT" -p "$PORT"
+        pids+=("$SPAWNED_PID")
+    done
+    for i in $(seq 1 25); do
+        wait "${pids[i - 1]}" || fail "client $i failed: $(cat "$BATS_TEST_TMPDIR/err.$i")"
+        cmp "$BATS_TEST_TMPDIR/in.$i" "$BATS_TEST_TMPDIR/out.$i" ||
+            fail "client $i got another echo"
+    done
+}
+
+# --- misbehaving clients ------------------------------------------------
+
+@test "$L: clients that reset mid-transfer cost the server nothing" {
+    start_server "$LESSON"
+    local base i pids=()
+    base=$(fd_count "$SERVER_PID")
+    for i in $(seq 1 20); do
+        spawn "$BATS_TEST_TMPDIR/r.$i" /dev/null "$PEER" reset 127.0.0.1 "$PORT" $((256 << 10))
+        pids+=("$SPAWNED_PID")
+    done
+    for i in $(seq 1 20); do
+        wait "${pids[i - 1]}" || fail "reset peer $i failed"
+    done
+    # The server still echoes, then has as many descriptors as before.
+    run nc_echo "$PORT" <<<"still here"
+    assert_output "still here"
+    wait_for 30 all_closed "$SERVER_LOG"
+    wait_for 10 fd_count_is "$SERVER_PID" "$base"
+    kill -0 "$SERVER_PID"
+}
+
+all_closed() {
+    [[ $(log_count "$1" '^accepted ') -eq $(log_count "$1" '^closed ') ]]
+}
+fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
+
+# --- stopping ---------------------------------------------------------------
+
+@test "$L: SIGTERM with a client connected: exit 0, stats line, nothing left" {
+    start_server "$LESSON"
+    spawn "$BATS_TEST_TMPDIR/peer.out" "$BATS_TEST_TMPDIR/peer.err" \
+        "$PEER" hold 127.0.0.1 "$PORT" "held open"
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/peer.out" '^echoed$'
+    stop_server TERM
+    assert_equal "$SERVER_STATUS" 0
+    run tail -n 1 "$SERVER_LOG"
+    assert_output 'served 1 connections, echoed 9 bytes'
+    # The client saw its connection end, and the server left nothing behind.
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/peer.out" '^(closed|reset) by server$'
+    wait_for 10 group_gone "$SERVER_PID"
+}
+
+@test "$L: SIGINT stops it cleanly too, and the stats line counts everything" {
+    start_server "$LESSON"
+    run nc_echo "$PORT" <<<"12345"
+    run nc_echo "$PORT" <<<"abc"
+    run nc_echo "$PORT" </dev/null
+    wait_for 20 all_closed "$SERVER_LOG"
+    stop_server INT
+    assert_equal "$SERVER_STATUS" 0
+    run tail -n 1 "$SERVER_LOG"
+    assert_output 'served 3 connections, echoed 10 bytes'
+    wait_for 10 group_gone "$SERVER_PID"
+}

@@ -1,0 +1,173 @@
+# tests/helpers.bash -- what every bats file here loads.
+#
+# Servers start in their own session (setsid), on port 0, and each test
+# reads the port from the server's "listening on" line. Everything a test
+# starts goes through spawn(), and teardown stops every process group that
+# spawn() made, even when the test failed. Waiting is always for an event
+# (a log line, a process state), polled and bounded by a deadline.
+
+bats_require_minimum_version 1.5.0
+bats_load_library bats-support
+bats_load_library bats-assert
+
+ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+# BIN_DIR: where the programs were built; sanitizer runs point it elsewhere.
+BIN_DIR=${BIN_DIR:-.}
+[[ $BIN_DIR == /* ]] || BIN_DIR=$ROOT/$BIN_DIR
+PEER=$BIN_DIR/build/tools/peer
+POLL_INTERVAL=0.02 # how often wait_for looks again
+NET_TIMEOUT=60     # bound on any single network command
+
+# The lessons present, in order.
+all_lessons() {
+    local d
+    for d in "$ROOT"/[0-9][0-9]-*/; do
+        d=${d%/}
+        echo "${d##*/}"
+    done
+}
+
+# The contract tests run against $LESSON (tests/run sets it).
+LESSON=${LESSON:-$(all_lessons | head -n 1)}
+
+server_bin() { echo "$BIN_DIR/$1/server"; }
+client_bin() { echo "$BIN_DIR/$1/client"; }
+
+# wait_for SECONDS COMMAND...: runs COMMAND until it succeeds; fails after
+# SECONDS. The command is the event; the interval is only how often we look.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        if ((SECONDS >= deadline)); then
+            echo "# gave up after waiting for: $*" >&2
+            return 1
+        fi
+        sleep "$POLL_INTERVAL"
+    done
+}
+
+# log_has FILE REGEX: the file has a line matching the extended regex.
+log_has() { grep -qE -- "$2" "$1" 2>/dev/null; }
+
+# log_count FILE REGEX: how many lines match.
+log_count() { grep -cE -- "$2" "$1" 2>/dev/null || true; }
+
+# proc_state PID: R, S, Z ... or nothing if the process is gone.
+proc_state() { sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null; }
+
+# live_in_group PGID: the processes of the group that are not zombies.
+live_in_group() {
+    local p
+    for p in $(pgrep -g "$1"); do
+        [[ $(proc_state "$p") == [^Z] ]] && echo "$p"
+    done
+    return 0
+}
+
+# exited PID: the process has finished (gone, or a zombie waiting for us).
+exited() {
+    local s
+    s=$(proc_state "$1")
+    [[ -z $s || $s == Z ]]
+}
+
+_spawned=()
+
+# spawn OUT ERR COMMAND...: starts COMMAND in the background in a session
+# of its own, stdin from $SPAWN_STDIN (default /dev/null), fd 3 closed
+# (bats waits for whoever holds it). Sets SPAWNED_PID, which is also the
+# process group's id.
+spawn() {
+    local out=$1 err=$2
+    shift 2
+    setsid "$@" <"${SPAWN_STDIN:-/dev/null}" >"$out" 2>"$err" 3>&- &
+    SPAWNED_PID=$!
+    _spawned+=("$SPAWNED_PID")
+}
+
+_nservers=0
+
+# start_server LESSON [ARGS...]: starts LESSON's server with -p 0, then
+# $SERVER_ARGS, then ARGS (which may override -H and -p), and waits for
+# its "listening on" line. Sets SERVER_PID, PORT, SERVER_ADDR (as printed)
+# and SERVER_LOG (the server's stderr).
+start_server() {
+    local lesson=$1 line extra=()
+    shift
+    read -ra extra <<<"${SERVER_ARGS:-}"
+    _nservers=$((_nservers + 1))
+    SERVER_LOG=$BATS_TEST_TMPDIR/server$_nservers.log
+    spawn "$BATS_TEST_TMPDIR/server$_nservers.out" "$SERVER_LOG" \
+        "$(server_bin "$lesson")" -p 0 "${extra[@]}" "$@"
+    SERVER_PID=$SPAWNED_PID
+    if ! wait_for 30 server_ready "$SERVER_PID" "$SERVER_LOG"; then
+        echo "# $lesson server did not start; its stderr:" >&2
+        sed 's/^/#   /' "$SERVER_LOG" >&2
+        return 1
+    fi
+    line=$(grep -m1 '^listening on ' "$SERVER_LOG")
+    SERVER_ADDR=$(sed -E 's/^listening on (.*) \(pid [0-9]+\)$/\1/' <<<"$line")
+    PORT=${SERVER_ADDR##*:}
+}
+
+# server_ready PID LOG: listening, or exited (then start_server fails fast).
+server_ready() {
+    if exited "$1"; then
+        echo "# server exited before listening" >&2
+        return 2
+    fi
+    log_has "$2" '^listening on '
+}
+
+# stop_server [SIGNAL]: signals the server (TERM by default), waits for it
+# to exit and sets SERVER_STATUS to its exit status.
+stop_server() {
+    kill -"${1:-TERM}" "$SERVER_PID"
+    wait_for 20 exited "$SERVER_PID" || return 1
+    SERVER_STATUS=0
+    wait "$SERVER_PID" || SERVER_STATUS=$?
+}
+
+# fd_count PID: how many descriptors the process holds.
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+
+# need_nc: netcat-openbsd, for its -N (half-close at EOF on stdin).
+need_nc() {
+    if ! nc -h 2>&1 | grep -q 'OpenBSD netcat'; then
+        fail "these tests need netcat-openbsd (nc -N): apt-get install netcat-openbsd"
+    fi
+}
+
+# nc_echo [HOST] PORT: stdin through nc -N to the server, echo to stdout.
+nc_echo() {
+    if (($# == 1)); then
+        set -- 127.0.0.1 "$1"
+    fi
+    timeout "$NET_TIMEOUT" nc -N "$1" "$2"
+}
+
+# random_file PATH BYTES: incompressible test data.
+random_file() { head -c "$2" /dev/urandom >"$1"; }
+
+# teardown_processes: stops every process group spawn() started: TERM,
+# then KILL for whatever is still alive after a few seconds, then reaps.
+teardown_processes() {
+    local pid
+    for pid in "${_spawned[@]}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || true
+    done
+    for pid in "${_spawned[@]}"; do
+        if ! wait_for 5 group_gone "$pid" 2>/dev/null; then
+            kill -KILL -- "-$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    _spawned=()
+}
+
+group_gone() { [[ -z $(live_in_group "$1") ]]; }
+
+teardown() {
+    teardown_processes
+}
