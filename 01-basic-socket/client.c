@@ -37,7 +37,7 @@ int main(int argc, char **argv)
     int sockfd, gai_err;
 
     parse_client_options(argc, argv, &pi, &opt);
-    signals_init(); /* above all: SIGPIPE ignored, so EPIPE is an error */
+    sigpipe_ignore(); /* a server that vanishes is an error, not a kill */
 
     sockfd = tcp_connect(opt.host, opt.port, &gai_err);
     if (sockfd == -1 && gai_err != 0)

@@ -30,7 +30,7 @@ static void on_stop_signal(int signo)
     errno = saved;
 }
 
-void signals_init(void)
+void sigpipe_ignore(void)
 {
     struct sigaction sa = {0};
 
@@ -38,8 +38,15 @@ void signals_init(void)
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGPIPE, &sa, NULL) == -1)
         err_sys("sigaction SIGPIPE");
+}
 
+void signals_init(void)
+{
+    struct sigaction sa = {0};
+
+    sigpipe_ignore();
     sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     /* One handler at a time: block the other stop signal while it runs. */
     sigaddset(&sa.sa_mask, SIGINT);

@@ -24,9 +24,13 @@
  * single-threaded server is serving. */
 enum { STOP_LISTEN, STOP_CONN, STOP_NSLOTS };
 
-/* Ignores SIGPIPE (a write to a vanished peer then fails with EPIPE instead
- * of killing the process) and installs the stop handler for SIGINT and
- * SIGTERM. Exits through err_sys() if sigaction() fails. */
+/* Ignores SIGPIPE: a write to a peer that has gone then fails with EPIPE
+ * instead of killing the process. Clients call this alone: for them,
+ * Ctrl-C keeps its default meaning. */
+void sigpipe_ignore(void);
+
+/* For servers: sigpipe_ignore(), and the stop handler for SIGINT and
+ * SIGTERM. Both exit through err_sys() if sigaction() fails. */
 void signals_init(void);
 
 /* On SIGINT/SIGTERM, shutdown(fd) will be called; fd -1 clears the slot.

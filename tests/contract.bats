@@ -286,3 +286,19 @@ fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
     assert_output 'served 3 connections, echoed 10 bytes'
     wait_for 10 group_gone "$SERVER_PID"
 }
+
+@test "$L: Ctrl-C (SIGINT) stops the client while it waits" {
+    start_server "$LESSON"
+    local fifo=$BATS_TEST_TMPDIR/stdin fd
+    mkfifo "$fifo"
+    exec {fd}<>"$fifo"
+    # A background job starts with SIGINT ignored; a terminal's would not.
+    SPAWN_STDIN=$fifo spawn "$BATS_TEST_TMPDIR/c.out" "$BATS_TEST_TMPDIR/c.err" \
+        env --default-signal=INT "$CLIENT" -p "$PORT"
+    local client=$SPAWNED_PID
+    echo "waiting" >&"$fd"
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/c.out" '^waiting$'
+    kill -INT "$client"
+    wait_for 20 exited "$client"
+    exec {fd}>&-
+}
