@@ -32,9 +32,9 @@ ssize_t writen(int fd, const void *buf, size_t n);
  * a descriptor is read with readline(), read it only with readline(). */
 struct line_reader {
     int fd;
-    int saved_errno;  /* an error met after a partial line, reported next */
-    size_t pos;       /* next unreturned byte in buf */
-    size_t len;       /* bytes held in buf */
+    int saved_errno; /* an error met after a partial line, reported next */
+    size_t pos;      /* next unreturned byte in buf */
+    size_t len;      /* bytes held in buf */
     char buf[READLINE_BUFSIZE];
 };
 

@@ -29,6 +29,16 @@ static struct addrinfo *resolve(const char *host, const char *port, int flags,
     return *gai_err == 0 ? res : NULL;
 }
 
+/* Closes fd without losing the errno of the call that failed; returns -1. */
+static int close_keep_errno(int fd)
+{
+    int saved = errno;
+
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
 int tcp_listen(const char *host, const char *port, int backlog, int *gai_err)
 {
     struct addrinfo *res = resolve(host, port, AI_PASSIVE, gai_err);
@@ -44,10 +54,7 @@ int tcp_listen(const char *host, const char *port, int backlog, int *gai_err)
             bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
             listen(fd, backlog) == 0)
             break;
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        fd = -1;
+        fd = close_keep_errno(fd);
     }
     if (res != NULL)
         freeaddrinfo(res);
@@ -69,10 +76,7 @@ int tcp_connect(const char *host, const char *port, int *gai_err)
          * catch signals before they connect, so EINTR is not expected. */
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
             break;
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        fd = -1;
+        fd = close_keep_errno(fd);
     }
     if (res != NULL)
         freeaddrinfo(res);

@@ -16,6 +16,16 @@ setup() {
     CLIENT=$(client_bin "$LESSON")
 }
 
+# spawn_fed_client COMMAND...: starts a client whose stdin is a fifo that
+# stays open: write lines to $FEED_FD, close it for EOF. Its stdout and
+# stderr go to c.out and c.err in the test's directory.
+spawn_fed_client() {
+    local fifo=$BATS_TEST_TMPDIR/stdin
+    mkfifo "$fifo"
+    exec {FEED_FD}<>"$fifo"
+    SPAWN_STDIN=$fifo spawn "$BATS_TEST_TMPDIR/c.out" "$BATS_TEST_TMPDIR/c.err" "$@"
+}
+
 # --- the command line ---------------------------------------------------
 
 @test "$L: server -h prints its usage on stdout and exits 0" {
@@ -197,12 +207,8 @@ setup() {
 
 @test "$L: the client exits 1 in one line when the server goes away mid-echo" {
     start_server "$LESSON"
-    local fifo=$BATS_TEST_TMPDIR/stdin fd
-    mkfifo "$fifo"
-    exec {fd}<>"$fifo"
-    SPAWN_STDIN=$fifo spawn "$BATS_TEST_TMPDIR/c.out" "$BATS_TEST_TMPDIR/c.err" \
-        "$CLIENT" -p "$PORT"
-    local client=$SPAWNED_PID
+    spawn_fed_client "$CLIENT" -p "$PORT"
+    local client=$SPAWNED_PID fd=$FEED_FD
     echo "first line" >&"$fd"
     wait_for 20 log_has "$BATS_TEST_TMPDIR/c.out" '^first line$'
     stop_server
@@ -289,13 +295,9 @@ fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
 
 @test "$L: Ctrl-C (SIGINT) stops the client while it waits" {
     start_server "$LESSON"
-    local fifo=$BATS_TEST_TMPDIR/stdin fd
-    mkfifo "$fifo"
-    exec {fd}<>"$fifo"
     # A background job starts with SIGINT ignored; a terminal's would not.
-    SPAWN_STDIN=$fifo spawn "$BATS_TEST_TMPDIR/c.out" "$BATS_TEST_TMPDIR/c.err" \
-        env --default-signal=INT "$CLIENT" -p "$PORT"
-    local client=$SPAWNED_PID
+    spawn_fed_client env --default-signal=INT "$CLIENT" -p "$PORT"
+    local client=$SPAWNED_PID fd=$FEED_FD
     echo "waiting" >&"$fd"
     wait_for 20 log_has "$BATS_TEST_TMPDIR/c.out" '^waiting$'
     kill -INT "$client"
