@@ -30,6 +30,8 @@ static void emit(bool with_prog, int errnum, const char *fmt, va_list ap)
     if (with_prog) {
         n = snprintf(line, sizeof line, "%s: ", program_invocation_short_name);
         len = n > 0 ? (size_t)n : 0;
+        if (len > sizeof line - 1) /* argv[0] is whatever exec() was given */
+            len = sizeof line - 1;
     }
     n = vsnprintf(line + len, sizeof line - len, fmt, ap);
     if (n > 0)

@@ -90,7 +90,9 @@ static void parse(int argc, char **argv, const struct program_info *pi,
     if (server)
         strcat(shortopts, "q");
     for (const struct lesson_option *o = extra; o && o->key; o++) {
-        if (nlong == MAX_OPTIONS)
+        /* Room for one more of either kind: a long option, or a letter
+         * with its ':' and the string's NUL. */
+        if (nlong == MAX_OPTIONS || strlen(shortopts) + 3 > sizeof shortopts)
             err_quit("too many lesson options");
         if (o->long_name) {
             longopts[nlong++] = (struct option){
@@ -129,8 +131,10 @@ static void parse(int argc, char **argv, const struct program_info *pi,
             err_msg("option %s needs a value", argv[optind - 1]);
             usage_error(pi, server, extra);
         case '?':
-            if (optopt != 0)
+            if (strncmp(argv[optind - 1], "--", 2) != 0)
                 err_msg("unknown option -%c", optopt);
+            else if (optopt != 0) /* a known long option, given a value */
+                err_msg("option %s takes no value", argv[optind - 1]);
             else
                 err_msg("unknown option %s", argv[optind - 1]);
             usage_error(pi, server, extra);

@@ -1,0 +1,2353 @@
+/* tests/unit/test_common.c -- the unit tests of common/, printed as TAP.
+ *
+ * Each test is a short function named for what it proves. The output is
+ * TAP: "ok N - what" or "not ok N - what" per test, "# " diagnostics, and
+ * the plan "1..N" as the last line, printed only if the run got that far.
+ * The exit status is 0 if every test passed, 1 otherwise.
+ *
+ * The Makefile builds this file twice: build/unit/test_common, and
+ * build/unit/test_common_tinybuf with READLINE_BUFSIZE 7, so that the short
+ * inputs below cross readline()'s refills. Run either with no arguments.
+ *
+ * Nothing here may hang. alarm(20) bounds the whole run (SIGALRM's default
+ * action kills us, and the runner counts that as a failure); each forked
+ * child arms its own alarm, because alarms are not inherited; test sockets
+ * get send and receive timeouts. Where a test waits for another thread to
+ * block, it polls that thread's state in /proc: the test passes whatever
+ * the poll sees, the poll only makes it likely that a signal lands inside
+ * the system call, which is the case worth testing.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "log.h"
+#include "net.h"
+#include "options.h"
+#include "signals.h"
+
+enum {
+    IO_TIMEOUT_SEC = 5,  /* a socket read or write that takes longer fails */
+    CHILD_ALARM_SEC = 8, /* a forked child that takes longer is killed */
+    CAPTURE_MAX = 8192,  /* what we keep of a child's stdout and stderr */
+    LOG_LINE_MAX = 1024, /* log.c's line buffer, '\n' included */
+};
+
+static int tests_run;
+static int tests_failed;
+static const char *prog_name; /* what err_*() print: argv[0]'s basename */
+
+/* ---- TAP ---------------------------------------------------------------- */
+
+static bool check(bool cond, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void skip(const char *reason, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void diag(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+/* Prints one test line. stdout is flushed after every line: a forked child
+ * must not inherit unwritten lines and print them a second time. */
+static bool check(bool cond, const char *fmt, ...)
+{
+    va_list ap;
+
+    tests_run++;
+    if (!cond)
+        tests_failed++;
+    printf("%sok %d - ", cond ? "" : "not ", tests_run);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+    return cond;
+}
+
+static void skip(const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+
+    tests_run++;
+    printf("ok %d - ", tests_run);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf(" # SKIP %s\n", reason);
+    fflush(stdout);
+}
+
+static void diag(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("# ", stdout);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+/* A set-up step failed: no test result would mean anything. */
+static _Noreturn void bail_out(const char *what)
+{
+    printf("Bail out! %s: %s\n", what, strerror(errno));
+    fflush(stdout);
+    exit(1);
+}
+
+static const char *errname(int err)
+{
+    const char *name = strerrorname_np(err);
+    return name != NULL ? name : "(no errno)";
+}
+
+/* Writes data into out as one line of text, with '\n', NUL and the other
+ * unprintable bytes escaped, for diagnostics. Cut at size, never beyond. */
+static const char *escaped(const void *data, size_t len, char *out, size_t size)
+{
+    const unsigned char *p = data;
+    size_t o = 0;
+
+    for (size_t i = 0; i < len && o + 5 < size; i++) {
+        if (p[i] == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else if (isprint(p[i]) && p[i] != '\\') {
+            out[o++] = (char)p[i];
+        } else {
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", p[i]);
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Says which bytes differ, when a test's comparison failed. */
+static void diag_bytes(const char *label, const void *data, size_t len)
+{
+    char text[400];
+
+    diag("%s (%zu bytes): \"%s\"", label, len,
+         escaped(data, len, text, sizeof text));
+}
+
+/* ---- Set-up helpers ----------------------------------------------------- */
+
+static void nap_us(long usec)
+{
+    struct timespec ts = {.tv_sec = usec / 1000000,
+                          .tv_nsec = usec % 1000000 * 1000};
+
+    nanosleep(&ts, NULL);
+}
+
+/* A read or write on fd that waits longer than IO_TIMEOUT_SEC fails with
+ * EAGAIN: a broken helper then fails its test instead of hanging the run. */
+static void bound_io(int fd)
+{
+    struct timeval tv = {.tv_sec = IO_TIMEOUT_SEC};
+
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == -1 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == -1)
+        bail_out("setsockopt SO_RCVTIMEO/SO_SNDTIMEO");
+}
+
+static void make_pair(int sv[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+        bail_out("socketpair");
+    bound_io(sv[0]);
+    bound_io(sv[1]);
+}
+
+/* Sends data with plain write() calls, so that the readers' tests do not
+ * depend on writen(), which has tests of its own. */
+static void put(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            bail_out("write");
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* The reading end of a socket pair that holds len bytes, then EOF. */
+static int reader_with(const void *data, size_t len)
+{
+    int sv[2];
+
+    make_pair(sv);
+    put(sv[0], data, len);
+    close(sv[0]);
+    return sv[1];
+}
+
+/* The port a socket is bound to, as text. */
+static void local_port(int fd, char *port, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    unsigned num;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+        bail_out("getsockname");
+    if (ss.ss_family == AF_INET6)
+        num = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    else
+        num = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    snprintf(port, size, "%u", num);
+}
+
+/* accept(), but -1 with ETIMEDOUT instead of blocking for ever. */
+static int accept_bounded(int listenfd)
+{
+    struct pollfd pfd = {.fd = listenfd, .events = POLLIN};
+    int n = poll(&pfd, 1, IO_TIMEOUT_SEC * 1000);
+
+    if (n == 0)
+        errno = ETIMEDOUT;
+    if (n != 1)
+        return -1;
+    return accept4(listenfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+/* Both ends of a TCP connection over 127.0.0.1. */
+static void tcp_loopback_pair(int *client, int *server)
+{
+    int gai;
+    char port[8];
+    int listenfd = tcp_listen("127.0.0.1", "0", 1, &gai);
+
+    if (listenfd == -1)
+        bail_out("tcp_listen 127.0.0.1");
+    local_port(listenfd, port, sizeof port);
+    *client = tcp_connect("127.0.0.1", port, &gai);
+    if (*client == -1)
+        bail_out("tcp_connect 127.0.0.1");
+    *server = accept_bounded(listenfd);
+    if (*server == -1)
+        bail_out("accept");
+    close(listenfd);
+}
+
+static bool is_cloexec(int fd)
+{
+    int flags = fcntl(fd, F_GETFD);
+
+    return flags != -1 && (flags & FD_CLOEXEC);
+}
+
+/* ---- Threads that block, and signals that interrupt them ---------------- */
+
+/* True if thread tid sleeps in the kernel now (state S in
+ * /proc/self/task/TID/stat). */
+static bool thread_is_sleeping(pid_t tid)
+{
+    char path[64];
+    char line[512];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", (long)tid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return false;
+    n = read(fd, line, sizeof line - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    line[n] = '\0';
+    /* The name in parentheses may hold anything, even ") S". */
+    const char *paren = strrchr(line, ')');
+    return paren != NULL && paren[1] == ' ' && paren[2] == 'S';
+}
+
+/* Polls, for up to two seconds, until thread tid sleeps. The thread said
+ * it was about to make its blocking call, so a sleep is that call. */
+static bool wait_until_sleeping(pid_t tid)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (thread_is_sleeping(tid))
+            return true;
+        nap_us(1000);
+    }
+    return false;
+}
+
+/* The thread id a thread publishes just before its blocking call. */
+static pid_t wait_for_tid(atomic_int *tid)
+{
+    for (int i = 0; i < 5000 && atomic_load(tid) == 0; i++)
+        nap_us(1000);
+    return atomic_load(tid);
+}
+
+static atomic_int usr1_count;
+
+static void on_usr1(int signo)
+{
+    (void)signo;
+    atomic_fetch_add(&usr1_count, 1);
+}
+
+/* SIGUSR1 is caught without SA_RESTART for the whole run: a read() or
+ * write() it interrupts then fails with EINTR, or returns a short count,
+ * instead of being restarted by the kernel. That is what the helpers must
+ * cope with. Only the tests send SIGUSR1, and only to their own threads. */
+static void catch_usr1(void)
+{
+    struct sigaction sa = {.sa_handler = on_usr1};
+
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    if (sigaction(SIGUSR1, &sa, NULL) == -1)
+        bail_out("sigaction SIGUSR1");
+}
+
+/* Sends SIGUSR1 to thread th `times` times, each time once the thread
+ * sleeps and then once the handler has run. Returns how many signals met
+ * the thread asleep, that is, inside its system call. */
+static int interrupt_while_blocked(pthread_t th, pid_t tid, int times)
+{
+    int asleep = 0;
+
+    for (int i = 0; i < times; i++) {
+        if (wait_until_sleeping(tid))
+            asleep++;
+        int before = atomic_load(&usr1_count);
+        if (pthread_kill(th, SIGUSR1) != 0)
+            break;
+        for (int j = 0; j < 2000 && atomic_load(&usr1_count) == before; j++)
+            nap_us(1000);
+    }
+    return asleep;
+}
+
+/* A thread that makes one readn() or readline() call, for another thread
+ * to interrupt. */
+struct blocked_read {
+    int fd;
+    struct line_reader *lr; /* readline() if set, else readn() of want */
+    size_t want;
+    atomic_int tid; /* published just before the call */
+    char buf[64];
+    ssize_t result;
+    int err;
+};
+
+static void *blocked_read_main(void *arg)
+{
+    struct blocked_read *br = arg;
+
+    atomic_store(&br->tid, (int)gettid());
+    if (br->lr != NULL)
+        br->result = readline(br->lr, br->buf, sizeof br->buf);
+    else
+        br->result = readn(br->fd, br->buf, br->want);
+    br->err = errno;
+    return NULL;
+}
+
+/* Waits, for up to IO_TIMEOUT_SEC, until the reader has taken every byte
+ * queued on fd (FIONREAD reads 0). */
+static bool wait_until_drained(int fd)
+{
+    for (int i = 0; i < IO_TIMEOUT_SEC * 10000; i++) {
+        int queued;
+        if (ioctl(fd, FIONREAD, &queued) == -1)
+            return false;
+        if (queued == 0)
+            return true;
+        nap_us(100);
+    }
+    return false;
+}
+
+/* A writer thread that sends data one byte per write(), each time waiting
+ * until the reader has taken the byte before, so that every read() finds
+ * exactly one byte; then it closes its end. */
+struct trickle {
+    int fd;      /* the end written to */
+    int peer_fd; /* the reader's end, watched with FIONREAD */
+    const char *data;
+    size_t len;
+    bool ok;
+};
+
+static void *trickle_main(void *arg)
+{
+    struct trickle *t = arg;
+
+    t->ok = true;
+    for (size_t i = 0; i < t->len && t->ok; i++)
+        t->ok =
+            write(t->fd, t->data + i, 1) == 1 && wait_until_drained(t->peer_fd);
+    close(t->fd);
+    return NULL;
+}
+
+static void start_trickle(pthread_t *th, struct trickle *t)
+{
+    errno = pthread_create(th, NULL, trickle_main, t);
+    if (errno != 0)
+        bail_out("pthread_create");
+}
+
+/* ---- Forked children ---------------------------------------------------- */
+
+/* What a child did: how it ended and what it wrote. */
+struct child {
+    pid_t pid;
+    int status; /* from waitpid() */
+    char out[CAPTURE_MAX];
+    size_t out_len;
+    char err[CAPTURE_MAX];
+    size_t err_len;
+};
+
+/* A child's body. Its return value becomes the exit status. */
+typedef int child_fn(void *arg);
+
+static void slurp(int fd, char *buf, size_t size, size_t *len)
+{
+    ssize_t n = pread(fd, buf, size - 1, 0);
+
+    *len = n > 0 ? (size_t)n : 0;
+    buf[*len] = '\0';
+}
+
+/* Runs fn(arg) in a forked child whose stdout and stderr go to memory
+ * files, waits for it, and fills c. A child that runs longer than
+ * CHILD_ALARM_SEC is killed by SIGALRM: alarms are not inherited. */
+static void run_child(child_fn *fn, void *arg, struct child *c)
+{
+    int out = memfd_create("child-stdout", MFD_CLOEXEC);
+    int err = memfd_create("child-stderr", MFD_CLOEXEC);
+
+    if (out == -1 || err == -1)
+        bail_out("memfd_create");
+    fflush(stdout);
+    fflush(stderr);
+    c->pid = fork();
+    if (c->pid == -1)
+        bail_out("fork");
+    if (c->pid == 0) {
+        if (dup2(out, STDOUT_FILENO) == -1 || dup2(err, STDERR_FILENO) == -1)
+            _exit(125);
+        alarm(CHILD_ALARM_SEC);
+        /* exit(), not _exit(): what the child printed with stdio must
+         * reach the memory file. */
+        exit(fn(arg));
+    }
+    if (waitpid(c->pid, &c->status, 0) == -1)
+        bail_out("waitpid");
+    slurp(out, c->out, sizeof c->out, &c->out_len);
+    slurp(err, c->err, sizeof c->err, &c->err_len);
+    close(out);
+    close(err);
+}
+
+static bool exited_with(const struct child *c, int code)
+{
+    return WIFEXITED(c->status) && WEXITSTATUS(c->status) == code;
+}
+
+/* Everything about a child whose test failed. */
+static void diag_child(const struct child *c)
+{
+    if (WIFEXITED(c->status))
+        diag("child exited with status %d", WEXITSTATUS(c->status));
+    else if (WIFSIGNALED(c->status))
+        diag("child killed by signal %d (SIG%s)", WTERMSIG(c->status),
+             sigabbrev_np(WTERMSIG(c->status)));
+    diag_bytes("child's stdout", c->out, c->out_len);
+    diag_bytes("child's stderr", c->err, c->err_len);
+}
+
+/* A child that runs several checks returns a bit per failed check, from
+ * bit 1 up; status 1 is left to bail_out() and err_sys(): set-up failed. */
+#define FAILED_BIT(k) (2 << (k))
+
+static bool child_passed(const struct child *c, int k)
+{
+    return WIFEXITED(c->status) && WEXITSTATUS(c->status) != 1 &&
+           (WEXITSTATUS(c->status) & FAILED_BIT(k)) == 0;
+}
+
+/* One test line per check a child ran, what[k] naming check k; the
+ * child's output follows as diagnostics if any failed. */
+static void check_child_bits(const struct child *c, const char *topic,
+                             const char *const what[], size_t n)
+{
+    bool all = true;
+
+    for (size_t k = 0; k < n; k++)
+        all &= check(child_passed(c, (int)k), "%s: %s", topic, what[k]);
+    if (!all)
+        diag_child(c);
+}
+
+/* ---- readn -------------------------------------------------------------- */
+
+static void test_readn_gathers_one_byte_writes(void)
+{
+    static const char data[] = "sent to readn one byte per write()";
+    struct trickle t = {.data = data, .len = sizeof data - 1};
+    char buf[sizeof data] = "";
+    pthread_t th;
+    int sv[2];
+
+    make_pair(sv);
+    t.fd = sv[0];
+    t.peer_fd = sv[1];
+    start_trickle(&th, &t);
+    ssize_t n = readn(sv[1], buf, sizeof data - 1);
+    int err = errno;
+    pthread_join(th, NULL);
+    if (!check(t.ok && n == (ssize_t)sizeof data - 1 &&
+                   memcmp(buf, data, sizeof data - 1) == 0,
+               "readn: reads all %zu bytes sent one byte per write()",
+               sizeof data - 1)) {
+        diag("readn returned %zd (errno %s), writer ok %d", n, errname(err),
+             t.ok);
+        diag_bytes("got", buf, n > 0 ? (size_t)n : 0);
+    }
+    close(sv[1]);
+}
+
+static void test_readn_returns_short_count_at_eof(void)
+{
+    char buf[32];
+    int fd = reader_with("ten bytes!", 10);
+    ssize_t n = readn(fd, buf, sizeof buf);
+    int err = errno;
+
+    if (!check(n == 10 && memcmp(buf, "ten bytes!", 10) == 0,
+               "readn: returns the short count when EOF comes mid-way"))
+        diag("readn returned %zd, errno %s", n, errname(err));
+    close(fd);
+}
+
+static void test_readn_returns_0_at_immediate_eof(void)
+{
+    char buf[8];
+    int fd = reader_with("", 0);
+    ssize_t n = readn(fd, buf, sizeof buf);
+    int err = errno;
+
+    if (!check(n == 0, "readn: returns 0 at immediate EOF"))
+        diag("readn returned %zd, errno %s", n, errname(err));
+    close(fd);
+}
+
+static void test_readn_of_0_bytes_reads_nothing(void)
+{
+    char buf[8];
+    int fd = reader_with("abcdefgh", 8);
+    ssize_t zero = readn(fd, buf, 0);
+    ssize_t n = readn(fd, buf, 8);
+
+    check(zero == 0 && n == 8 && memcmp(buf, "abcdefgh", 8) == 0,
+          "readn: n 0 returns 0 and leaves the input alone");
+    close(fd);
+}
+
+static void test_readn_reports_ebadf(void)
+{
+    int p[2];
+    char buf[4];
+
+    /* A descriptor that was just closed: no other thread runs now that
+     * could be handed the same number. */
+    if (pipe(p) == -1)
+        bail_out("pipe");
+    close(p[0]);
+    close(p[1]);
+    errno = 0;
+    ssize_t n = readn(p[0], buf, sizeof buf);
+    int err = errno;
+    if (!check(n == -1 && err == EBADF,
+               "readn: returns -1 with errno EBADF on a closed descriptor"))
+        diag("readn returned %zd, errno %s", n, errname(err));
+}
+
+/* ---- writen ------------------------------------------------------------- */
+
+static unsigned char pattern_byte(size_t i)
+{
+    /* 251 is prime: no buffer or chunk size lines up with the pattern, so
+     * a lost, doubled or reordered chunk shows. */
+    return (unsigned char)(i % 251);
+}
+
+/* A thread that writes one large buffer with writen(), then half-closes. */
+struct big_write {
+    int fd;
+    const unsigned char *data;
+    size_t len;
+    atomic_int tid; /* published just before writen() */
+    atomic_bool done;
+    ssize_t result;
+    int err;
+};
+
+static void *big_write_main(void *arg)
+{
+    struct big_write *w = arg;
+
+    atomic_store(&w->tid, (int)gettid());
+    w->result = writen(w->fd, w->data, w->len);
+    w->err = errno;
+    atomic_store(&w->done, true);
+    shutdown(w->fd, SHUT_WR); /* the reader's EOF */
+    return NULL;
+}
+
+/* A blocking write() on a stream socket does not return early just because
+ * the buffer is small: the kernel sleeps until it has taken everything. It
+ * returns a short count when a signal without SA_RESTART interrupts it
+ * after some bytes went. So the reader here drains in small reads and,
+ * every few reads, interrupts the writer while it sleeps in write():
+ * writen() meets hundreds of short counts. (By then each write() has moved
+ * some bytes, so EINTR itself hardly ever comes here; it has its own test,
+ * test_writen_retries_after_eintr.) */
+static void test_writen_large_buffer_through_small_sndbuf(void)
+{
+    enum { BIG = 8 << 20, SMALL_READ = 1000, SIGNAL_EVERY = 32 };
+    unsigned char *out = malloc(BIG);
+    unsigned char *in = malloc(BIG);
+    int small = 4096;
+    struct big_write w = {.len = BIG, .data = out};
+    size_t total = 0;
+    int reads = 0, signals = 0, read_err = 0;
+    pthread_t th;
+    int sv[2];
+
+    if (out == NULL || in == NULL)
+        bail_out("malloc");
+    for (size_t i = 0; i < BIG; i++)
+        out[i] = pattern_byte(i);
+    make_pair(sv);
+    if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == -1)
+        bail_out("setsockopt SO_SNDBUF");
+    w.fd = sv[0];
+    errno = pthread_create(&th, NULL, big_write_main, &w);
+    if (errno != 0)
+        bail_out("pthread_create");
+    pid_t tid = wait_for_tid(&w.tid);
+
+    for (;;) {
+        unsigned char extra;
+        size_t ask = BIG - total < SMALL_READ ? BIG - total : SMALL_READ;
+        /* Once all BIG bytes are in, one more read must see EOF. */
+        ssize_t n =
+            ask > 0 ? read(sv[1], in + total, ask) : read(sv[1], &extra, 1);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            read_err = n == -1 ? errno : 0;
+            break;
+        }
+        total += (size_t)n;
+        if (ask == 0)
+            break; /* a byte too many */
+        if (++reads % SIGNAL_EVERY == 0 && !atomic_load(&w.done) &&
+            thread_is_sleeping(tid) && pthread_kill(th, SIGUSR1) == 0)
+            signals++;
+    }
+    pthread_join(th, NULL);
+    diag("writen interrupted %d times while asleep in write()", signals);
+    if (!check(w.result == BIG,
+               "writen: returns 8 MiB through a small SO_SNDBUF, "
+               "interrupted by signals"))
+        diag("writen returned %zd, errno %s", w.result, errname(w.err));
+    size_t bad = 0;
+    while (bad < total && bad < BIG && in[bad] == out[bad])
+        bad++;
+    if (!check(total == BIG && bad == BIG,
+               "writen: all 8 MiB arrive intact, in order"))
+        diag("reader got %zu bytes (read error %s), first difference at "
+             "byte %zu",
+             total, errname(read_err), bad);
+    close(sv[0]);
+    close(sv[1]);
+    free(out);
+    free(in);
+}
+
+static void test_writen_reports_epipe(void)
+{
+    int sv[2];
+
+    /* Without this the write would kill the whole run. It stays ignored
+     * from here on, so that a later broken test fails instead. */
+    signal(SIGPIPE, SIG_IGN);
+    make_pair(sv);
+    close(sv[1]);
+    errno = 0;
+    ssize_t n = writen(sv[0], "lost", 4);
+    int err = errno;
+    if (!check(n == -1 && err == EPIPE,
+               "writen: returns -1 with errno EPIPE when the peer is closed"))
+        diag("writen returned %zd, errno %s", n, errname(err));
+    close(sv[0]);
+}
+
+static void test_writen_takes_const_buffer(void)
+{
+    /* A compile-time fact, checked where it shows: const data needs no
+     * cast to be written. */
+    static const char greeting[] = "const data\n";
+    int ok = _Generic(&writen, ssize_t(*)(int, const void *, size_t) : 1,
+                      default : 0);
+    int sv[2];
+    char buf[sizeof greeting];
+
+    make_pair(sv);
+    ssize_t n = writen(sv[0], greeting, sizeof greeting - 1);
+    ssize_t got = readn(sv[1], buf, sizeof greeting - 1);
+    check(ok && n == (ssize_t)sizeof greeting - 1 && got == n &&
+              memcmp(buf, greeting, sizeof greeting - 1) == 0,
+          "writen: takes a const void * and writes it");
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* ---- EINTR -------------------------------------------------------------- */
+
+/* A thread that makes one writen() call, for another thread to interrupt. */
+struct blocked_write {
+    int fd;
+    const char *data;
+    size_t len;
+    atomic_int tid; /* published just before the call */
+    ssize_t result;
+    int err;
+};
+
+static void *blocked_write_main(void *arg)
+{
+    struct blocked_write *bw = arg;
+
+    atomic_store(&bw->tid, (int)gettid());
+    bw->result = writen(bw->fd, bw->data, bw->len);
+    bw->err = errno;
+    return NULL;
+}
+
+/* Writes into fd until its send buffer is full: the next blocking write()
+ * then sleeps before it has moved a single byte. Returns the bytes sent. */
+static size_t fill_send_buffer(int fd)
+{
+    static const char junk[512];
+    int flags = fcntl(fd, F_GETFL);
+    size_t total = 0;
+    ssize_t n;
+
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        bail_out("fcntl O_NONBLOCK");
+    while ((n = write(fd, junk, sizeof junk)) > 0)
+        total += (size_t)n;
+    if (errno != EAGAIN || fcntl(fd, F_SETFL, flags) == -1)
+        bail_out("filling the send buffer");
+    return total;
+}
+
+/* The 8 MiB test interrupts write() after it has moved some bytes, which
+ * gives short counts. Here write() is interrupted before it has moved any:
+ * it fails with EINTR, and writen() must call it again. */
+static void test_writen_retries_after_eintr(void)
+{
+    static const char data[] = "writen, interrupted with a full buffer\n";
+    const size_t len = sizeof data - 1;
+    struct blocked_write bw = {.data = data, .len = len};
+    int small = 4096;
+    char buf[512];
+    pthread_t th;
+    int sv[2];
+
+    make_pair(sv);
+    if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == -1)
+        bail_out("setsockopt SO_SNDBUF");
+    size_t filler = fill_send_buffer(sv[0]);
+    bw.fd = sv[0];
+    errno = pthread_create(&th, NULL, blocked_write_main, &bw);
+    if (errno != 0)
+        bail_out("pthread_create");
+    pid_t tid = wait_for_tid(&bw.tid);
+    int asleep = interrupt_while_blocked(th, tid, 3);
+
+    /* Drain the filler, then take what writen() sent. */
+    size_t got = 0;
+    char tail[sizeof data];
+    while (got < filler + len) {
+        size_t ask = got < filler ? filler - got : filler + len - got;
+        if (ask > sizeof buf)
+            ask = sizeof buf;
+        ssize_t n = read(sv[1], buf, ask);
+        if (n <= 0)
+            break;
+        if (got >= filler)
+            memcpy(tail + (got - filler), buf, (size_t)n);
+        got += (size_t)n;
+    }
+    pthread_join(th, NULL);
+    diag("%d of 3 signals met writen() asleep in write()", asleep);
+    if (!check(bw.result == (ssize_t)len && got == filler + len &&
+                   memcmp(tail, data, len) == 0,
+               "EINTR: writen retries after SIGUSR1 without SA_RESTART and "
+               "writes all %zu bytes",
+               len))
+        diag("writen returned %zd, errno %s; reader got %zu of %zu bytes",
+             bw.result, errname(bw.err), got, filler + len);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void start_blocked_read(pthread_t *th, struct blocked_read *br)
+{
+    errno = pthread_create(th, NULL, blocked_read_main, br);
+    if (errno != 0)
+        bail_out("pthread_create");
+}
+
+static void test_readn_retries_after_eintr(void)
+{
+    static const char data[] = "readn, interrupted twice over";
+    const size_t len = sizeof data - 1, first = 10;
+    struct blocked_read br = {.want = len};
+    pthread_t th;
+    int sv[2];
+
+    make_pair(sv);
+    br.fd = sv[1];
+    start_blocked_read(&th, &br);
+    pid_t tid = wait_for_tid(&br.tid);
+    /* Interrupted before any byte came, then again after a partial read. */
+    int asleep = interrupt_while_blocked(th, tid, 3);
+    put(sv[0], data, first);
+    asleep += interrupt_while_blocked(th, tid, 2);
+    put(sv[0], data + first, len - first);
+    pthread_join(th, NULL);
+    diag("%d of 5 signals met readn() asleep in read()", asleep);
+    if (!check(br.result == (ssize_t)len && memcmp(br.buf, data, len) == 0,
+               "EINTR: readn retries after SIGUSR1 without SA_RESTART and "
+               "returns all %zu bytes",
+               len)) {
+        diag("readn returned %zd, errno %s", br.result, errname(br.err));
+        diag_bytes("got", br.buf, br.result > 0 ? (size_t)br.result : 0);
+    }
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void test_readline_retries_after_eintr(void)
+{
+    static const char data[] = "readline, interrupted twice over\n";
+    const size_t len = sizeof data - 1, first = 12;
+    struct line_reader lr;
+    struct blocked_read br = {.lr = &lr};
+    pthread_t th;
+    int sv[2];
+
+    make_pair(sv);
+    readline_init(&lr, sv[1]);
+    start_blocked_read(&th, &br);
+    pid_t tid = wait_for_tid(&br.tid);
+    int asleep = interrupt_while_blocked(th, tid, 3);
+    put(sv[0], data, first);
+    asleep += interrupt_while_blocked(th, tid, 2);
+    put(sv[0], data + first, len - first);
+    pthread_join(th, NULL);
+    diag("%d of 5 signals met readline() asleep in read()", asleep);
+    if (!check(br.result == (ssize_t)len && memcmp(br.buf, data, len) == 0,
+               "EINTR: readline retries after SIGUSR1 without SA_RESTART "
+               "and returns the whole line")) {
+        diag("readline returned %zd, errno %s", br.result, errname(br.err));
+        diag_bytes("got", br.buf, br.result > 0 ? (size_t)br.result : 0);
+    }
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* ---- readline ----------------------------------------------------------- */
+
+/* What one readline() call should return: len bytes of data, or, with data
+ * NULL, 0 for the end of input. */
+struct piece {
+    const char *data;
+    size_t len;
+};
+
+#define PIECE(s)                                                               \
+    {                                                                          \
+        (s), sizeof(s) - 1                                                     \
+    }
+#define END_OF_INPUT                                                           \
+    {                                                                          \
+        NULL, 0                                                                \
+    }
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Calls readline(lr, buf, maxlen) once per expected piece and compares the
+ * return value, the bytes, and the NUL after them; buf is filled with 'X'
+ * first so that a missing NUL shows. Says what differed first. */
+static bool expect_pieces(struct line_reader *lr, char *buf, size_t maxlen,
+                          const struct piece *want, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        memset(buf, 'X', maxlen);
+        errno = 0;
+        ssize_t n = readline(lr, buf, maxlen);
+        int err = errno;
+        if (want[i].data == NULL && n == 0)
+            continue;
+        if (want[i].data == NULL) {
+            diag("call %zu: want 0 (end of input), got %zd, errno %s", i + 1, n,
+                 errname(err));
+            return false;
+        }
+        if (n != (ssize_t)want[i].len ||
+            memcmp(buf, want[i].data, want[i].len) != 0) {
+            diag("call %zu: got %zd, errno %s", i + 1, n, errname(err));
+            diag_bytes("want", want[i].data, want[i].len);
+            diag_bytes("got", buf, n > 0 ? (size_t)n : 0);
+            return false;
+        }
+        if (buf[n] != '\0') {
+            diag("call %zu: no NUL after the %zd bytes", i + 1, n);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void test_readline_returns_one_line_per_call(void)
+{
+    static const char data[] = "first line\nsecond, longer line\n\nlast\n";
+    static const struct piece want[] = {
+        PIECE("first line\n"), PIECE("second, longer line\n"),
+        PIECE("\n"),           PIECE("last\n"),
+        END_OF_INPUT,
+    };
+    struct line_reader lr;
+    char buf[64];
+    int fd = reader_with(data, sizeof data - 1);
+
+    readline_init(&lr, fd);
+    check(expect_pieces(&lr, buf, sizeof buf, want, COUNT(want)),
+          "readline: lines from one write come back one per call, each "
+          "with its newline, NUL-terminated, then 0");
+    close(fd);
+}
+
+static void test_readline_gathers_one_byte_writes(void)
+{
+    static const char data[] = "sent one byte per write()\nand another\n";
+    static const struct piece want[] = {
+        PIECE("sent one byte per write()\n"),
+        PIECE("and another\n"),
+        END_OF_INPUT,
+    };
+    struct trickle t = {.data = data, .len = sizeof data - 1};
+    struct line_reader lr;
+    char buf[64];
+    pthread_t th;
+    int sv[2];
+
+    make_pair(sv);
+    t.fd = sv[0];
+    t.peer_fd = sv[1];
+    readline_init(&lr, sv[1]);
+    start_trickle(&th, &t);
+    bool ok = expect_pieces(&lr, buf, sizeof buf, want, COUNT(want));
+    pthread_join(th, NULL);
+    check(ok && t.ok,
+          "readline: a line sent one byte per write() comes back whole");
+    close(sv[1]);
+}
+
+static void test_readline_returns_partial_line_at_eof(void)
+{
+    static const char data[] = "complete\npartial line";
+    static const struct piece want[] = {
+        PIECE("complete\n"),
+        PIECE("partial line"),
+        END_OF_INPUT,
+        END_OF_INPUT,
+    };
+    struct line_reader lr;
+    char buf[64];
+    int fd = reader_with(data, sizeof data - 1);
+
+    readline_init(&lr, fd);
+    check(expect_pieces(&lr, buf, sizeof buf, want, COUNT(want)),
+          "readline: EOF mid-line returns the partial line, then 0");
+    close(fd);
+}
+
+/* The caller's buffer, with bytes after it that readline() must not touch:
+ * an overflow into the canary shows where ASan could not see it. */
+struct guarded8 {
+    char line[8];
+    unsigned char canary[32];
+};
+
+struct guarded2 {
+    char line[2];
+    unsigned char canary[32];
+};
+
+static bool canary_intact(const unsigned char *canary, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (canary[i] != 0xA5)
+            return false;
+    return true;
+}
+
+static void test_readline_splits_overlong_line(void)
+{
+    static const char data[] = "0123456789abcdefghij\nnext\n";
+    static const struct piece want[] = {
+        PIECE("0123456"), PIECE("789abcd"), PIECE("efghij\n"),
+        PIECE("next\n"),  END_OF_INPUT,
+    };
+    struct guarded8 g;
+    struct line_reader lr;
+    int fd = reader_with(data, sizeof data - 1);
+
+    memset(g.canary, 0xA5, sizeof g.canary);
+    readline_init(&lr, fd);
+    check(expect_pieces(&lr, g.line, sizeof g.line, want, COUNT(want)),
+          "readline: a line longer than maxlen-1 comes back in pieces of "
+          "maxlen-1, nothing lost");
+    check(canary_intact(g.canary, sizeof g.canary),
+          "readline: the bytes after a maxlen-byte buffer are untouched");
+    close(fd);
+}
+
+static void test_readline_with_maxlen_2(void)
+{
+    static const char data[] = "abc\nlonger\n";
+    static const struct piece want[] = {
+        PIECE("a"), PIECE("b"), PIECE("c"), PIECE("\n"), PIECE("l"),
+    };
+    struct guarded2 g;
+    struct line_reader lr;
+    int fd = reader_with(data, sizeof data - 1);
+
+    memset(g.canary, 0xA5, sizeof g.canary);
+    readline_init(&lr, fd);
+    check(expect_pieces(&lr, g.line, sizeof g.line, want, COUNT(want)) &&
+              canary_intact(g.canary, sizeof g.canary),
+          "readline: maxlen 2 returns one byte per call, no overflow");
+    close(fd);
+}
+
+static void test_readline_keeps_nul_bytes(void)
+{
+    /* strlen() of these lines would say 2, 0 and 3. */
+    static const char data[] = "ab\0cd\n\0\nend\0";
+    static const struct piece want[] = {
+        PIECE("ab\0cd\n"),
+        PIECE("\0\n"),
+        PIECE("end\0"),
+        END_OF_INPUT,
+    };
+    struct line_reader lr;
+    char buf[64];
+    int fd = reader_with(data, sizeof data - 1);
+
+    readline_init(&lr, fd);
+    check(expect_pieces(&lr, buf, sizeof buf, want, COUNT(want)),
+          "readline: NUL bytes inside lines are kept and counted in the "
+          "return value");
+    close(fd);
+}
+
+static void test_readline_rejects_maxlen_below_2(void)
+{
+    static const struct piece want[] = {PIECE("still here\n")};
+    struct line_reader lr;
+    char one = 'Z';
+    char buf[64];
+    int fd = reader_with("still here\n", 11);
+
+    readline_init(&lr, fd);
+    errno = 0;
+    ssize_t n0 = readline(&lr, &one, 0);
+    int err0 = errno;
+    errno = 0;
+    ssize_t n1 = readline(&lr, &one, 1);
+    int err1 = errno;
+    if (!check(n0 == -1 && err0 == EINVAL,
+               "readline: maxlen 0 gives -1 with errno EINVAL"))
+        diag("returned %zd, errno %s", n0, errname(err0));
+    if (!check(n1 == -1 && err1 == EINVAL,
+               "readline: maxlen 1 gives -1 with errno EINVAL"))
+        diag("returned %zd, errno %s", n1, errname(err1));
+    check(one == 'Z' && expect_pieces(&lr, buf, sizeof buf, want, 1),
+          "readline: maxlen 0 and 1 touch neither the buffer nor the input");
+    close(fd);
+}
+
+static void test_readline_of_empty_input(void)
+{
+    static const struct piece want[] = {END_OF_INPUT, END_OF_INPUT};
+    struct line_reader lr;
+    char buf[16];
+    int fd = reader_with("", 0);
+
+    readline_init(&lr, fd);
+    check(expect_pieces(&lr, buf, sizeof buf, want, COUNT(want)),
+          "readline: empty input gives 0, and 0 again");
+    close(fd);
+}
+
+static void test_readline_line_of_maxlen_minus_1(void)
+{
+    enum { MAXLEN = 12 };
+    static const char data[] = "exactly 11\n0123456789A\n";
+    static const struct piece whole[] = {PIECE("exactly 11\n")};
+    static const struct piece split[] = {
+        PIECE("0123456789A"),
+        PIECE("\n"),
+        END_OF_INPUT,
+    };
+    struct line_reader lr;
+    char buf[MAXLEN];
+    int fd = reader_with(data, sizeof data - 1);
+
+    readline_init(&lr, fd);
+    check(expect_pieces(&lr, buf, MAXLEN, whole, COUNT(whole)),
+          "readline: a line of exactly maxlen-1 bytes comes back whole");
+    check(expect_pieces(&lr, buf, MAXLEN, split, COUNT(split)),
+          "readline: a line one byte longer leaves its newline for the "
+          "next call");
+    close(fd);
+}
+
+static void test_readline_readers_are_independent(void)
+{
+    static const char a[] = "a1\na2, a longer line\na3\n";
+    static const char b[] = "b1, the longest line here\nb2\nb3\n";
+    static const struct piece want_a[] = {PIECE("a1\n"),
+                                          PIECE("a2, a longer line\n"),
+                                          PIECE("a3\n"), END_OF_INPUT};
+    static const struct piece want_b[] = {PIECE("b1, the longest line here\n"),
+                                          PIECE("b2\n"), PIECE("b3\n"),
+                                          END_OF_INPUT};
+    struct line_reader ra, rb;
+    char buf[64];
+    int fa = reader_with(a, sizeof a - 1);
+    int fb = reader_with(b, sizeof b - 1);
+    bool ok = true;
+
+    readline_init(&ra, fa);
+    readline_init(&rb, fb);
+    for (size_t i = 0; i < COUNT(want_a) && ok; i++)
+        ok = expect_pieces(&ra, buf, sizeof buf, &want_a[i], 1) &&
+             expect_pieces(&rb, buf, sizeof buf, &want_b[i], 1);
+    check(ok, "readline: two readers on two descriptors, used in turn, "
+              "keep their own lines");
+    close(fa);
+    close(fb);
+}
+
+/* A reset with unread data in flight: the peer sends a partial line and
+ * closes with SO_LINGER {1, 0}, which sends RST instead of FIN. */
+static void test_readline_reports_error_after_partial_line(void)
+{
+    static const char partial[] = "a partial line, then a reset";
+    static const struct piece want[] = {PIECE("a partial line, then a reset")};
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    struct line_reader lr;
+    char buf[64];
+    int client, peer;
+
+    tcp_loopback_pair(&client, &peer);
+    bound_io(client);
+    put(peer, partial, sizeof partial - 1);
+    if (setsockopt(peer, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == -1)
+        bail_out("setsockopt SO_LINGER");
+    close(peer);
+    readline_init(&lr, client);
+    check(expect_pieces(&lr, buf, sizeof buf, want, COUNT(want)),
+          "readline: an error after a partial line returns the partial "
+          "line first");
+    errno = 0;
+    ssize_t n = readline(&lr, buf, sizeof buf);
+    int err = errno;
+    if (!check(n == -1 && err == ECONNRESET,
+               "readline: ...and -1 with errno ECONNRESET on the next call"))
+        diag("readline returned %zd, errno %s", n, errname(err));
+    close(client);
+}
+
+/* ---- sock_ntop ---------------------------------------------------------- */
+
+static struct sockaddr_in ipv4_addr(const char *text, unsigned port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+
+    sin.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, text, &sin.sin_addr) != 1)
+        bail_out("inet_pton");
+    return sin;
+}
+
+static struct sockaddr_in6 ipv6_addr(const char *text, unsigned port)
+{
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+
+    sin6.sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, text, &sin6.sin6_addr) != 1)
+        bail_out("inet_pton");
+    return sin6;
+}
+
+static bool ntop_gives(const void *sa, socklen_t salen, const char *want)
+{
+    char buf[SOCK_NTOP_LEN];
+    char *r = sock_ntop(sa, salen, buf, sizeof buf);
+
+    if (r == buf && strcmp(buf, want) == 0)
+        return true;
+    diag("want \"%s\", got \"%s\"%s", want, buf,
+         r == buf ? "" : " (and not returned as buf)");
+    return false;
+}
+
+static void test_sock_ntop_ipv4(void)
+{
+    struct sockaddr_in sin = ipv4_addr("127.0.0.1", 9001);
+
+    check(ntop_gives(&sin, sizeof sin, "127.0.0.1:9001"),
+          "sock_ntop: AF_INET 127.0.0.1 port 9001 gives \"127.0.0.1:9001\"");
+}
+
+static void test_sock_ntop_ipv6(void)
+{
+    struct sockaddr_in6 sin6 = ipv6_addr("::1", 9001);
+
+    check(ntop_gives(&sin6, sizeof sin6, "[::1]:9001"),
+          "sock_ntop: AF_INET6 ::1 port 9001 gives \"[::1]:9001\"");
+}
+
+static void test_sock_ntop_longest_ipv6_fits(void)
+{
+    struct sockaddr_in6 sin6 =
+        ipv6_addr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535);
+
+    check(ntop_gives(&sin6, sizeof sin6,
+                     "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"),
+          "sock_ntop: the longest IPv6 address and port fit in "
+          "SOCK_NTOP_LEN");
+}
+
+static void test_sock_ntop_short_salen_or_unknown_family(void)
+{
+    struct sockaddr_in sin = ipv4_addr("127.0.0.1", 9001);
+    struct sockaddr_in6 sin6 = ipv6_addr("::1", 9001);
+    struct sockaddr_un unix_addr = {.sun_family = AF_UNIX};
+    char want4[32], want6[32], want_unix[32];
+
+    snprintf(want4, sizeof want4, "(address family %d)", AF_INET);
+    snprintf(want6, sizeof want6, "(address family %d)", AF_INET6);
+    snprintf(want_unix, sizeof want_unix, "(address family %d)", AF_UNIX);
+    check(ntop_gives(&sin, sizeof sin - 1, want4) &&
+              ntop_gives(&sin6, sizeof sin6 - 1, want6),
+          "sock_ntop: a salen too short for the family gives \"(address "
+          "family N)\"");
+    check(ntop_gives(&unix_addr, sizeof unix_addr, want_unix),
+          "sock_ntop: an unknown family gives \"(address family N)\"");
+}
+
+static void test_sock_ntop_truncates_safely(void)
+{
+    struct sockaddr_in sin = ipv4_addr("127.0.0.1", 9001);
+    char small[16];
+    bool untouched = true;
+
+    memset(small, '#', sizeof small);
+    char *r = sock_ntop((struct sockaddr *)&sin, sizeof sin, small, 6);
+    for (size_t i = 6; i < sizeof small; i++)
+        untouched = untouched && small[i] == '#';
+    if (!check(r == small && memcmp(small, "127.0", 6) == 0 && untouched,
+               "sock_ntop: a 6-byte buffer gets \"127.0\" and its NUL, "
+               "nothing beyond"))
+        diag_bytes("buffer", small, sizeof small);
+}
+
+/* ---- tcp_listen, tcp_connect -------------------------------------------- */
+
+/* Whether a socket can be bound to ::1: not on hosts without IPv6. */
+static bool ipv6_loopback_works(void)
+{
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok;
+
+    if (fd == -1) {
+        diag("no IPv6: socket: %s", errname(errno));
+        return false;
+    }
+    sin6.sin6_addr = in6addr_loopback;
+    ok = bind(fd, (struct sockaddr *)&sin6, sizeof sin6) == 0;
+    if (!ok)
+        diag("no IPv6: bind ::1: %s", errname(errno));
+    close(fd);
+    return ok;
+}
+
+/* The same tests on 127.0.0.1 and on ::1, in this order. */
+static const char *const tcp_host_tests[] = {
+    "tcp_listen with port \"0\" gets a real port",
+    "tcp_connect to it succeeds and accept() returns",
+    "the listening and the connected descriptor are close-on-exec",
+    "SO_REUSEADDR is set on the listening socket",
+    "sock_ntop of the listening address gives host and port",
+};
+
+static void test_tcp_listen_and_connect_on(const char *host, bool ipv6)
+{
+    if (ipv6 && !ipv6_loopback_works()) {
+        for (size_t i = 0; i < COUNT(tcp_host_tests); i++)
+            skip("no IPv6", "tcp on %s: %s", host, tcp_host_tests[i]);
+        return;
+    }
+
+    int gai = -1, gai2 = -1;
+    int on = 0;
+    socklen_t onlen = sizeof on;
+    char port[8] = "";
+    char want[SOCK_NTOP_LEN] = "", got[SOCK_NTOP_LEN] = "";
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof ss;
+    int listenfd = tcp_listen(host, "0", 8, &gai);
+    int listen_err = errno;
+
+    if (listenfd != -1) {
+        local_port(listenfd, port, sizeof port);
+        if (getsockname(listenfd, (struct sockaddr *)&ss, &sslen) == 0)
+            sock_ntop((struct sockaddr *)&ss, sslen, got, sizeof got);
+        getsockopt(listenfd, SOL_SOCKET, SO_REUSEADDR, &on, &onlen);
+    }
+    int connfd = listenfd != -1 ? tcp_connect(host, port, &gai2) : -1;
+    int connect_err = errno;
+    int accepted = connfd != -1 ? accept_bounded(listenfd) : -1;
+
+    if (!check(listenfd != -1 && gai == 0 && strcmp(port, "0") != 0,
+               "tcp on %s: %s", host, tcp_host_tests[0]))
+        diag("tcp_listen returned %d, gai_err %d, errno %s, port \"%s\"",
+             listenfd, gai, errname(listen_err), port);
+    if (!check(connfd != -1 && gai2 == 0 && accepted != -1, "tcp on %s: %s",
+               host, tcp_host_tests[1]))
+        diag("tcp_connect returned %d (gai_err %d, errno %s), accept %d",
+             connfd, gai2, errname(connect_err), accepted);
+    check(listenfd != -1 && connfd != -1 && is_cloexec(listenfd) &&
+              is_cloexec(connfd),
+          "tcp on %s: %s", host, tcp_host_tests[2]);
+    check(listenfd != -1 && on != 0, "tcp on %s: %s", host, tcp_host_tests[3]);
+    snprintf(want, sizeof want, ipv6 ? "[%s]:%s" : "%s:%s", host, port);
+    if (!check(listenfd != -1 && strcmp(got, want) == 0, "tcp on %s: %s", host,
+               tcp_host_tests[4]))
+        diag("want \"%s\", got \"%s\"", want, got);
+    if (accepted != -1)
+        close(accepted);
+    if (connfd != -1)
+        close(connfd);
+    if (listenfd != -1)
+        close(listenfd);
+}
+
+static void test_tcp_listen_reports_port_in_use(void)
+{
+    int gai = -1;
+    char port[8];
+    int first = tcp_listen("127.0.0.1", "0", 8, &gai);
+
+    if (first == -1)
+        bail_out("tcp_listen 127.0.0.1");
+    local_port(first, port, sizeof port);
+    errno = 0;
+    int second = tcp_listen("127.0.0.1", port, 8, &gai);
+    int err = errno;
+    if (!check(second == -1 && gai == 0 && err == EADDRINUSE,
+               "tcp_listen: a port in use gives -1, gai_err 0, errno "
+               "EADDRINUSE"))
+        diag("returned %d, gai_err %d, errno %s", second, gai, errname(err));
+    if (second != -1)
+        close(second);
+    close(first);
+}
+
+static void test_tcp_connect_reports_refused(void)
+{
+    /* A port bound but not listening: nobody else can take it while we
+     * hold it, and a connection to it is refused. */
+    struct sockaddr_in sin = ipv4_addr("127.0.0.1", 0);
+    int gai = -1;
+    char port[8];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1)
+        bail_out("socket/bind 127.0.0.1");
+    local_port(fd, port, sizeof port);
+    errno = 0;
+    int connfd = tcp_connect("127.0.0.1", port, &gai);
+    int err = errno;
+    if (!check(connfd == -1 && gai == 0 && err == ECONNREFUSED,
+               "tcp_connect: no listener gives -1, gai_err 0, errno "
+               "ECONNREFUSED"))
+        diag("returned %d, gai_err %d, errno %s", connfd, gai, errname(err));
+    if (connfd != -1)
+        close(connfd);
+    close(fd);
+}
+
+static void test_unknown_host(void)
+{
+    int gai_c = 0, gai_l = 0;
+    int c = tcp_connect("nosuch.invalid", "9001", &gai_c);
+    int l = tcp_listen("nosuch.invalid", "0", 8, &gai_l);
+
+    if (!check(c == -1 && gai_c != 0 && *gai_strerror(gai_c) != '\0',
+               "tcp_connect: an unknown host gives -1 and a gai_err that "
+               "gai_strerror() can word"))
+        diag("returned %d, gai_err %d", c, gai_c);
+    if (!check(l == -1 && gai_l != 0 && *gai_strerror(gai_l) != '\0',
+               "tcp_listen: an unknown host gives -1 and a gai_err that "
+               "gai_strerror() can word"))
+        diag("returned %d, gai_err %d", l, gai_l);
+    if (gai_c != 0)
+        diag("nosuch.invalid: %s", gai_strerror(gai_c));
+    if (c != -1)
+        close(c);
+    if (l != -1)
+        close(l);
+}
+
+/* ---- accept_error_is_transient, shed_connection ------------------------- */
+
+static void test_accept_error_is_transient(void)
+{
+    check(accept_error_is_transient(ECONNABORTED),
+          "accept_error_is_transient: true for ECONNABORTED");
+    check(!accept_error_is_transient(EBADF),
+          "accept_error_is_transient: false for EBADF");
+    check(!accept_error_is_transient(EMFILE),
+          "accept_error_is_transient: false for EMFILE");
+}
+
+enum { SHED_ACCEPT_EMFILE, SHED_RETURNS_0, SHED_CLIENT_CLOSED, SHED_SPARE };
+
+/* Runs out of descriptors with a connection queued, and sheds it. Lowers
+ * RLIMIT_NOFILE, so it runs in a child: the parent's limit stays. */
+static int shed_child(void *arg)
+{
+    enum { MAX_FILLERS = 64 };
+    int fillers[MAX_FILLERS];
+    int nfill = 0, failed = 0, gai;
+    struct rlimit old, low;
+    struct pollfd pfd = {.events = POLLIN};
+    char port[8], c;
+
+    (void)arg;
+    int listenfd = tcp_listen("127.0.0.1", "0", 8, &gai);
+    if (listenfd == -1 || spare_fd_reserve() == -1)
+        bail_out("tcp_listen or spare_fd_reserve");
+    local_port(listenfd, port, sizeof port);
+    int client = tcp_connect("127.0.0.1", port, &gai);
+    if (client == -1)
+        bail_out("tcp_connect");
+    /* The lowest free descriptor, and a limit a few above it. */
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (probe == -1 || getrlimit(RLIMIT_NOFILE, &old) == -1)
+        bail_out("open or getrlimit");
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe + 8;
+    if (setrlimit(RLIMIT_NOFILE, &low) == -1)
+        bail_out("setrlimit");
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd == -1)
+            break;
+        if (nfill == MAX_FILLERS)
+            bail_out("the lowered limit does not hold");
+        fillers[nfill++] = fd;
+    }
+    if (errno != EMFILE)
+        bail_out("filling the descriptor table");
+    printf("limit %d, %d fillers\n", (int)low.rlim_cur, nfill);
+
+    int fd = accept(listenfd, NULL, NULL);
+    if (fd != -1 || errno != EMFILE)
+        failed |= FAILED_BIT(SHED_ACCEPT_EMFILE);
+    if (fd != -1)
+        close(fd);
+    if (shed_connection(listenfd) != 0) {
+        printf("shed_connection: %s\n", errname(errno));
+        failed |= FAILED_BIT(SHED_RETURNS_0);
+    }
+    pfd.fd = client;
+    ssize_t n =
+        poll(&pfd, 1, IO_TIMEOUT_SEC * 1000) == 1 ? read(client, &c, 1) : -2;
+    if (!(n == 0 || (n == -1 && errno == ECONNRESET))) {
+        printf("client's read: %zd\n", n);
+        failed |= FAILED_BIT(SHED_CLIENT_CLOSED);
+    }
+    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd != -1 || errno != EMFILE)
+        failed |= FAILED_BIT(SHED_SPARE);
+    if (fd != -1)
+        close(fd);
+
+    while (nfill > 0)
+        close(fillers[--nfill]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    close(client);
+    close(listenfd);
+    return failed;
+}
+
+static void test_shed_connection(void)
+{
+    static const char *const what[] = {
+        [SHED_ACCEPT_EMFILE] = "out of descriptors, accept() fails with "
+                               "EMFILE",
+        [SHED_RETURNS_0] = "shed_connection() then returns 0",
+        [SHED_CLIENT_CLOSED] = "the shed client sees EOF or ECONNRESET",
+        [SHED_SPARE] = "the spare descriptor is held again: open() still "
+                       "fails with EMFILE",
+    };
+    struct child c;
+
+    run_child(shed_child, NULL, &c);
+    check_child_bits(&c, "shed_connection", what, COUNT(what));
+}
+
+/* ---- err_*, log_* ------------------------------------------------------- */
+
+static int err_ret_child(void *arg)
+{
+    (void)arg;
+    errno = EADDRINUSE;
+    err_ret("what %d", 42);
+    return errno == EADDRINUSE ? 0 : 3;
+}
+
+static int err_msg_child(void *arg)
+{
+    (void)arg;
+    errno = ECONNRESET;
+    err_msg("plain %s", "message");
+    return errno == ECONNRESET ? 0 : 3;
+}
+
+static int err_sys_child(void *arg)
+{
+    (void)arg;
+    errno = ENOENT;
+    err_sys("open %s", "/nowhere");
+}
+
+static int err_quit_child(void *arg)
+{
+    (void)arg;
+    err_quit("bad %s", "thing");
+}
+
+static int logmsg_child(void *arg)
+{
+    (void)arg;
+    errno = EINTR;
+    logmsg("hello %d", 7);
+    return errno == EINTR ? 0 : 3;
+}
+
+static int log_lines_child(void *arg)
+{
+    (void)arg;
+    log_accepted("127.0.0.1:40000");
+    log_closed("127.0.0.1:40000", 12);
+    log_stats(3, 36);
+    return 0;
+}
+
+static int log_quiet_child(void *arg)
+{
+    (void)arg;
+    log_set_quiet(true);
+    log_accepted("127.0.0.1:40000");
+    log_closed("127.0.0.1:40000", 12);
+    log_stats(2, 10);
+    return 0;
+}
+
+static int log_listening_child(void *arg)
+{
+    int gai;
+    int fd = tcp_listen("127.0.0.1", "0", 1, &gai);
+    char port[8];
+
+    (void)arg;
+    if (fd == -1)
+        bail_out("tcp_listen");
+    local_port(fd, port, sizeof port);
+    printf("%s", port);
+    log_listening(fd);
+    return 0;
+}
+
+/* Messages so long that log.c's 1024-byte line must cut them: 2000 bytes,
+ * with and without the errno part, then the longest that fits and one byte
+ * more. */
+static int long_message_child(void *arg)
+{
+    char msg[2001];
+    size_t fit = LOG_LINE_MAX - 1 - (strlen(prog_name) + 2);
+
+    (void)arg;
+    memset(msg, 'a', sizeof msg - 1);
+    msg[sizeof msg - 1] = '\0';
+    err_msg("%s", msg);
+    errno = EPIPE;
+    err_ret("%s", msg);
+    msg[fit] = '\0';
+    err_msg("%s", msg);
+    msg[fit] = 'a';
+    msg[fit + 1] = '\0';
+    err_msg("%s", msg);
+    return 0;
+}
+
+/* Under ASan a small overflow is best: ASan names the first byte written
+ * past the buffer, with a clean stack. Without it only a large overflow is
+ * sure to show, by running off the top of the stack. */
+#if defined(__SANITIZE_ADDRESS__)
+#define OVERFLOW_PROBE_LEN 64
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define OVERFLOW_PROBE_LEN 64
+#endif
+#endif
+#ifndef OVERFLOW_PROBE_LEN
+#define OVERFLOW_PROBE_LEN (1 << 20)
+#endif
+
+/* A program name longer than the whole line: argv[0] is whatever the
+ * caller of exec() chose (bash: exec -a NAME). The line must still be cut
+ * at LOG_LINE_MAX, the name and the message alike. */
+static int long_name_child(void *arg)
+{
+    enum { NAME_LEN = 1100 };
+    static char name[NAME_LEN + 1];
+    char *msg = malloc(OVERFLOW_PROBE_LEN + 1);
+
+    (void)arg;
+    if (msg == NULL)
+        bail_out("malloc");
+    memset(name, 'n', NAME_LEN);
+    memset(msg, 'm', OVERFLOW_PROBE_LEN);
+    msg[OVERFLOW_PROBE_LEN] = '\0';
+    program_invocation_short_name = name;
+    err_msg("%s", msg);
+    free(msg);
+    return 0;
+}
+
+/* Whether a child wrote exactly want on stderr; says what it wrote if not. */
+static bool stderr_is(const struct child *c, const char *want)
+{
+    if (c->err_len == strlen(want) && memcmp(c->err, want, c->err_len) == 0)
+        return true;
+    diag_bytes("want on stderr", want, strlen(want));
+    diag_bytes("got on stderr", c->err, c->err_len);
+    return false;
+}
+
+static void test_err_ret(void)
+{
+    struct child c;
+    char want[256];
+
+    snprintf(want, sizeof want,
+             "%s: what 42: EADDRINUSE (Address already in use)\n", prog_name);
+    run_child(err_ret_child, NULL, &c);
+    check(stderr_is(&c, want),
+          "err_ret: prints \"prog: what 42: EADDRINUSE (Address already in "
+          "use)\"");
+    if (!check(exited_with(&c, 0), "err_ret: leaves errno as it found it"))
+        diag_child(&c);
+}
+
+static void test_err_msg(void)
+{
+    struct child c;
+    char want[256];
+
+    snprintf(want, sizeof want, "%s: plain message\n", prog_name);
+    run_child(err_msg_child, NULL, &c);
+    check(stderr_is(&c, want), "err_msg: prints the line without an errno "
+                               "part");
+    if (!check(exited_with(&c, 0), "err_msg: leaves errno as it found it"))
+        diag_child(&c);
+}
+
+static void test_err_sys_and_err_quit_exit_1(void)
+{
+    struct child c;
+    char want[256];
+
+    snprintf(want, sizeof want,
+             "%s: open /nowhere: ENOENT (No such file or directory)\n",
+             prog_name);
+    run_child(err_sys_child, NULL, &c);
+    if (!check(exited_with(&c, 1) && stderr_is(&c, want),
+               "err_sys: prints the line with errno, exits with status 1"))
+        diag_child(&c);
+    snprintf(want, sizeof want, "%s: bad thing\n", prog_name);
+    run_child(err_quit_child, NULL, &c);
+    if (!check(exited_with(&c, 1) && stderr_is(&c, want),
+               "err_quit: prints the line without errno, exits with "
+               "status 1"))
+        diag_child(&c);
+}
+
+static void test_logmsg(void)
+{
+    struct child c;
+
+    run_child(logmsg_child, NULL, &c);
+    if (!check(exited_with(&c, 0) && stderr_is(&c, "hello 7\n"),
+               "logmsg: prints the line without the program's name, errno "
+               "kept"))
+        diag_child(&c);
+}
+
+static void test_log_lines(void)
+{
+    struct child c;
+
+    run_child(log_lines_child, NULL, &c);
+    check(exited_with(&c, 0) &&
+              stderr_is(&c, "accepted 127.0.0.1:40000\n"
+                            "closed 127.0.0.1:40000 (12 bytes)\n"
+                            "served 3 connections, echoed 36 bytes\n"),
+          "log_accepted, log_closed, log_stats: the contract's lines");
+    run_child(log_quiet_child, NULL, &c);
+    check(exited_with(&c, 0) &&
+              stderr_is(&c, "served 2 connections, echoed 10 bytes\n"),
+          "log_set_quiet(true): log_accepted and log_closed print nothing, "
+          "log_stats still prints");
+}
+
+static void test_log_listening(void)
+{
+    struct child c;
+    char want[128];
+
+    run_child(log_listening_child, NULL, &c);
+    snprintf(want, sizeof want, "listening on 127.0.0.1:%.8s (pid %ld)\n",
+             c.out, (long)c.pid);
+    if (!check(exited_with(&c, 0) && stderr_is(&c, want),
+               "log_listening: \"listening on 127.0.0.1:PORT (pid N)\""))
+        diag_child(&c);
+}
+
+/* Whether line (len bytes) starts with "prog: " and has one '\n', last. */
+static bool one_cut_line(const char *line, size_t len)
+{
+    size_t prefix = strlen(prog_name);
+
+    return len == LOG_LINE_MAX && memcmp(line, prog_name, prefix) == 0 &&
+           memcmp(line + prefix, ": aaaa", 6) == 0 &&
+           memchr(line, '\n', len - 1) == NULL && line[len - 1] == '\n';
+}
+
+static void test_long_messages_are_cut(void)
+{
+    struct child c;
+    char want[LOG_LINE_MAX + 1];
+    size_t prefix = strlen(prog_name) + 2;
+
+    run_child(long_message_child, NULL, &c);
+    bool sized = exited_with(&c, 0) && c.err_len == 4 * LOG_LINE_MAX;
+    if (!check(sized && one_cut_line(c.err, LOG_LINE_MAX) &&
+                   one_cut_line(c.err + LOG_LINE_MAX, LOG_LINE_MAX),
+               "err_msg, err_ret: a 2000-byte message is cut to one "
+               "%d-byte line ending in a newline",
+               LOG_LINE_MAX)) {
+        diag("stderr holds %zu bytes, want %d", c.err_len, 4 * LOG_LINE_MAX);
+        diag_child(&c);
+    }
+    /* The longest message that fits comes out whole; one byte more loses
+     * that byte: both lines are the same. */
+    snprintf(want, sizeof want, "%s: ", prog_name);
+    memset(want + prefix, 'a', LOG_LINE_MAX - 1 - prefix);
+    want[LOG_LINE_MAX - 1] = '\n';
+    check(sized && memcmp(c.err + 2 * LOG_LINE_MAX, want, LOG_LINE_MAX) == 0 &&
+              memcmp(c.err + 3 * LOG_LINE_MAX, want, LOG_LINE_MAX) == 0,
+          "err_msg: a line of exactly %d bytes is kept; one byte more is "
+          "cut to it",
+          LOG_LINE_MAX);
+}
+
+static void test_long_program_name_is_cut(void)
+{
+    struct child c;
+    char want[LOG_LINE_MAX];
+
+    memset(want, 'n', LOG_LINE_MAX - 1);
+    want[LOG_LINE_MAX - 1] = '\n';
+    run_child(long_name_child, NULL, &c);
+    if (!check(exited_with(&c, 0) && c.err_len == LOG_LINE_MAX &&
+                   memcmp(c.err, want, LOG_LINE_MAX) == 0,
+               "err_msg: a program name longer than the line is cut to one "
+               "%d-byte line, never overflowed",
+               LOG_LINE_MAX))
+        diag_child(&c);
+}
+
+/* ---- parse_number ------------------------------------------------------- */
+
+static void test_parse_number(void)
+{
+    static const char *const bad[] = {"", "4x", "-1", "101",
+                                      "99999999999999999999"};
+    static const char *const huge[] = {"99999999999999999999",
+                                       "-99999999999999999999"};
+    long v = -7;
+    bool ok = parse_number("42", 0, 100, &v) == 0 && v == 42;
+
+    ok = ok && parse_number("0", 0, 100, &v) == 0 && v == 0;
+    ok = ok && parse_number("100", 0, 100, &v) == 0 && v == 100;
+    check(ok, "parse_number: \"42\", \"0\" and \"100\" are in [0, 100]");
+
+    /* parse_number() says why it rejects on stderr; these rejections are
+     * expected, so their messages go to /dev/null. */
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved == -1 || devnull == -1 || dup2(devnull, STDERR_FILENO) == -1)
+        bail_out("redirecting stderr");
+    close(devnull);
+    int results[COUNT(bad)];
+    long kept[COUNT(bad)];
+    for (size_t i = 0; i < COUNT(bad); i++) {
+        kept[i] = -7;
+        results[i] = parse_number(bad[i], 0, 100, &kept[i]);
+    }
+    int huge_results[COUNT(huge)];
+    for (size_t i = 0; i < COUNT(huge); i++)
+        huge_results[i] = parse_number(huge[i], LONG_MIN, LONG_MAX, &v);
+    if (dup2(saved, STDERR_FILENO) == -1)
+        bail_out("restoring stderr");
+    close(saved);
+
+    for (size_t i = 0; i < COUNT(bad); i++)
+        if (!check(results[i] == -1 && kept[i] == -7,
+                   "parse_number: \"%s\" is rejected with -1 for [0, 100]",
+                   bad[i]))
+            diag("returned %d, value %ld", results[i], kept[i]);
+    /* strtol() clamps an overflow to LONG_MAX or LONG_MIN: only errno
+     * (ERANGE) tells it from a number in range when the range is all of
+     * long. */
+    for (size_t i = 0; i < COUNT(huge); i++)
+        if (!check(huge_results[i] == -1,
+                   "parse_number: \"%s\" overflows long: rejected for "
+                   "[LONG_MIN, LONG_MAX]",
+                   huge[i]))
+            diag("returned %d", huge_results[i]);
+}
+
+/* ---- parse_server_options, parse_client_options ------------------------- */
+
+static const struct program_info test_program = {
+    .lesson = "01-basic-socket",
+    .summary = "the unit tests' pretend server",
+    .default_port = 9001,
+};
+
+static const struct lesson_option lesson_options[] = {
+    {'t', NULL, "N", "threads in the pool"},
+    {256, "no-reap", NULL, "leave zombies, to watch them in ps"},
+    {0, NULL, NULL, NULL},
+};
+
+static int lesson_ctx; /* its address is the ctx the callback must get */
+
+/* Prints what it got, for the parent to compare; rejects -t outside
+ * 1..64, as a lesson would. */
+static int on_lesson_option(int key, const char *arg, void *ctx)
+{
+    long n;
+
+    printf("option %d arg %s%s\n", key, arg != NULL ? arg : "(none)",
+           ctx == &lesson_ctx ? "" : " (wrong ctx)");
+    if (key == 't')
+        return parse_number(arg, 1, 64, &n);
+    return 0;
+}
+
+enum { PARSED = 42 }; /* a child's status when parsing returned */
+
+struct parse_case {
+    bool server;
+    const char *args[8]; /* after the program's name, NULL-terminated */
+};
+
+/* Parses pc's command line, prints the result on stdout and exits PARSED.
+ * The parsers exit() themselves on -h and on bad usage. Then logs one
+ * connection, which -q must silence. */
+static int parse_child(void *arg)
+{
+    const struct parse_case *pc = arg;
+    char store[9][64];
+    char *argv[10];
+    int argc = 0;
+    struct net_options opt;
+
+    snprintf(store[0], sizeof store[0], "%s", prog_name);
+    argv[argc] = store[argc];
+    argc++;
+    for (const char *const *a = pc->args; *a != NULL; a++) {
+        snprintf(store[argc], sizeof store[argc], "%s", *a);
+        argv[argc] = store[argc];
+        argc++;
+    }
+    argv[argc] = NULL;
+    optind = 1;
+    if (pc->server)
+        parse_server_options(argc, argv, &test_program, &opt, lesson_options,
+                             on_lesson_option, &lesson_ctx);
+    else
+        parse_client_options(argc, argv, &test_program, &opt);
+    printf("host=%s port=%s quiet=%d\n", opt.host, opt.port, opt.quiet);
+    log_accepted("[::1]:1");
+    return PARSED;
+}
+
+static const char *args_text(const struct parse_case *pc, char *buf,
+                             size_t size)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (const char *const *a = pc->args; *a != NULL && len < size; a++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s",
+                                len > 0 ? " " : "", *a);
+    return len > 0 ? buf : "no arguments";
+}
+
+static const char *parser_name(const struct parse_case *pc)
+{
+    return pc->server ? "parse_server_options" : "parse_client_options";
+}
+
+/* Parsing returns: stdout shows the result and what callbacks got. */
+static void expect_parsed(const struct parse_case *pc, const char *want_out,
+                          const char *want_err, const char *what)
+{
+    struct child c;
+    char args[128];
+
+    run_child(parse_child, (void *)pc, &c);
+    if (!check(exited_with(&c, PARSED) && strcmp(c.out, want_out) == 0 &&
+                   strcmp(c.err, want_err) == 0,
+               "%s: %s: %s", parser_name(pc), args_text(pc, args, sizeof args),
+               what)) {
+        diag_bytes("want on stdout", want_out, strlen(want_out));
+        diag_child(&c);
+    }
+}
+
+/* Bad usage: exit 2, the usage message on stderr, not on stdout (where
+ * only the callback's own lines may be). */
+static void expect_usage_error(const struct parse_case *pc)
+{
+    struct child c;
+    char args[128];
+
+    run_child(parse_child, (void *)pc, &c);
+    if (!check(exited_with(&c, 2) && strstr(c.out, "usage: ") == NULL &&
+                   strstr(c.out, "host=") == NULL &&
+                   strstr(c.err, "usage: ") != NULL,
+               "%s: %s: exits 2 with a usage message on stderr",
+               parser_name(pc), args_text(pc, args, sizeof args)))
+        diag_child(&c);
+}
+
+/* -h: exit 0, the usage on stdout, nothing on stderr. */
+static void expect_help(const struct parse_case *pc, const char *options)
+{
+    struct child c;
+    char args[128];
+    char want[64];
+
+    snprintf(want, sizeof want, "usage: %s %s", prog_name, options);
+    run_child(parse_child, (void *)pc, &c);
+    if (!check(exited_with(&c, 0) && strncmp(c.out, want, strlen(want)) == 0 &&
+                   c.err_len == 0,
+               "%s: %s: exits 0, \"%s...\" on stdout", parser_name(pc),
+               args_text(pc, args, sizeof args), want))
+        diag_child(&c);
+}
+
+/* A long option that takes no value, given one: exit 2 like any bad usage,
+ * and the message must name the option as typed, as one line of text. */
+static void expect_message_names(const struct parse_case *pc, const char *name)
+{
+    struct child c;
+    char args[128];
+
+    run_child(parse_child, (void *)pc, &c);
+    const char *first_nl = memchr(c.err, '\n', c.err_len);
+    size_t first_len = first_nl != NULL ? (size_t)(first_nl - c.err) : 0;
+    bool has_nul = memchr(c.err, '\0', first_len) != NULL;
+    bool named = memmem(c.err, first_len, name, strlen(name)) != NULL;
+    if (!check(exited_with(&c, 2) && named && !has_nul,
+               "%s: %s: exits 2, the message names %s, no NUL byte in it",
+               parser_name(pc), args_text(pc, args, sizeof args), name))
+        diag_child(&c);
+}
+
+/* options.c refuses lesson options beyond its fixed arrays with
+ * err_quit("too many lesson options"). Short options must count too: each
+ * takes up to two bytes of the option string. */
+static int many_options_child(void *arg)
+{
+    enum { MANY = 45 };
+    static const char letters[] =
+        "abcdefgijklmnorstuvwxyzABCDEFGIJKLMNOPQRSTUVWXYZ";
+    static struct lesson_option many[MANY + 1];
+    char name[64];
+    char *argv[] = {name, NULL};
+    struct net_options opt;
+
+    (void)arg;
+    _Static_assert(sizeof letters - 1 >= MANY, "a letter per option");
+    snprintf(name, sizeof name, "%s", prog_name);
+    for (int i = 0; i < MANY; i++)
+        many[i] = (struct lesson_option){letters[i], NULL, "N", "an option"};
+    optind = 1;
+    parse_server_options(1, argv, &test_program, &opt, many, on_lesson_option,
+                         &lesson_ctx);
+    return PARSED;
+}
+
+static void test_too_many_short_options_are_refused(void)
+{
+    struct child c;
+
+    run_child(many_options_child, NULL, &c);
+    if (!check(exited_with(&c, 1) &&
+                   strstr(c.err, "too many lesson options") != NULL,
+               "parse_server_options: 45 short lesson options are refused "
+               "(err_quit, exit 1), not overflowed"))
+        diag_child(&c);
+}
+
+static void test_parse_server_options(void)
+{
+    static const struct parse_case none = {true, {NULL}};
+    static const struct parse_case set = {true,
+                                          {"-H", "::1", "-p", "0", "-q", NULL}};
+    static const struct parse_case t3 = {true, {"-t", "3", NULL}};
+    static const struct parse_case no_reap = {true, {"--no-reap", NULL}};
+    static const struct parse_case bad[] = {
+        {true, {"-p", "70000", NULL}}, {true, {"-x", NULL}},
+        {true, {"-p", NULL}},          {true, {"stray", NULL}},
+        {true, {"-t", "0", NULL}},     {true, {"--no-such", NULL}},
+    };
+    static const struct parse_case help = {true, {"-h", NULL}};
+    static const struct parse_case long_help = {true, {"--help", NULL}};
+    static const struct parse_case no_reap_value = {true,
+                                                    {"--no-reap=1", NULL}};
+    static const struct parse_case help_value = {true, {"--help=x", NULL}};
+    const char *defaults = "host=127.0.0.1 port=9001 quiet=0\n";
+
+    expect_parsed(&none, defaults, "accepted [::1]:1\n",
+                  "127.0.0.1, port 9001 from program_info, not quiet");
+    expect_parsed(&set, "host=::1 port=0 quiet=1\n", "",
+                  "sets host, port and quiet, and quiets the log");
+    expect_parsed(&t3, "option 116 arg 3\nhost=127.0.0.1 port=9001 quiet=0\n",
+                  "accepted [::1]:1\n",
+                  "the lesson's callback gets 't' and \"3\"");
+    expect_parsed(&no_reap,
+                  "option 256 arg (none)\nhost=127.0.0.1 port=9001 quiet=0\n",
+                  "accepted [::1]:1\n",
+                  "the lesson's callback gets key 256 and no argument");
+    for (size_t i = 0; i < COUNT(bad); i++)
+        expect_usage_error(&bad[i]);
+    expect_help(&help, "[-H host] [-p port] [-q] [-h]");
+    expect_help(&long_help, "[-H host] [-p port] [-q] [-h]");
+    expect_message_names(&no_reap_value, "--no-reap");
+    expect_message_names(&help_value, "--help");
+}
+
+static void test_parse_client_options(void)
+{
+    static const struct parse_case none = {false, {NULL}};
+    static const struct parse_case set = {false,
+                                          {"-H", "::1", "-p", "0", NULL}};
+    static const struct parse_case quiet = {false, {"-q", NULL}};
+    static const struct parse_case help = {false, {"-h", NULL}};
+    const char *defaults = "host=127.0.0.1 port=9001 quiet=0\n";
+
+    expect_parsed(&none, defaults, "accepted [::1]:1\n",
+                  "127.0.0.1 and port 9001 from program_info");
+    expect_parsed(&set, "host=::1 port=0 quiet=0\n", "accepted [::1]:1\n",
+                  "sets host and port");
+    expect_usage_error(&quiet);
+    expect_help(&help, "[-H host] [-p port] [-h]");
+}
+
+/* ---- signals ------------------------------------------------------------ */
+
+enum {
+    SIG_PIPE_IGNORED,
+    SIG_STOP_HANDLERS,
+    SIG_NOT_STOPPED,
+    SIG_STOPPED,
+    SIG_ACCEPT_FAILS,
+};
+
+/* signals_init() and a raise(SIGTERM) with a listener registered. In a
+ * child, so that the parent's dispositions stay as they are. */
+static int signals_listen_child(void *arg)
+{
+    struct sigaction sa;
+    int failed = 0, gai;
+
+    (void)arg;
+    signal(SIGPIPE, SIG_DFL); /* the parent ignores it */
+    signals_init();
+    if (sigaction(SIGPIPE, NULL, &sa) == -1 || sa.sa_handler != SIG_IGN)
+        failed |= FAILED_BIT(SIG_PIPE_IGNORED);
+    static const int stop_signals[] = {SIGINT, SIGTERM};
+    for (size_t i = 0; i < COUNT(stop_signals); i++)
+        if (sigaction(stop_signals[i], NULL, &sa) == -1 ||
+            sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN ||
+            !(sa.sa_flags & SA_RESTART))
+            failed |= FAILED_BIT(SIG_STOP_HANDLERS);
+    if (stop_requested())
+        failed |= FAILED_BIT(SIG_NOT_STOPPED);
+
+    int listenfd = tcp_listen("127.0.0.1", "0", 8, &gai);
+    if (listenfd == -1)
+        bail_out("tcp_listen");
+    stop_wake_fd(STOP_LISTEN, listenfd);
+    raise(SIGTERM);
+    if (!stop_requested())
+        failed |= FAILED_BIT(SIG_STOPPED);
+    /* The listener blocks: if the handler did not shut it down, accept()
+     * sleeps until SIGALRM kills the child. */
+    alarm(2);
+    int fd = accept(listenfd, NULL, NULL);
+    int err = errno;
+    alarm(0);
+    printf("accept: %d, errno %s\n", fd, errname(err));
+    if (fd != -1 || err != EINVAL)
+        failed |= FAILED_BIT(SIG_ACCEPT_FAILS);
+    stop_wake_fd(STOP_LISTEN, -1);
+    close(listenfd);
+    return failed;
+}
+
+static void test_signals_stop_listener(void)
+{
+    static const char *const what[] = {
+        [SIG_PIPE_IGNORED] = "signals_init ignores SIGPIPE",
+        [SIG_STOP_HANDLERS] = "signals_init catches SIGINT and SIGTERM "
+                              "with SA_RESTART",
+        [SIG_NOT_STOPPED] = "stop_requested() is false at first",
+        [SIG_STOPPED] = "stop_requested() is true after raise(SIGTERM)",
+        [SIG_ACCEPT_FAILS] = "accept() on a STOP_LISTEN socket then fails "
+                             "at once with EINVAL",
+    };
+    struct child c;
+
+    run_child(signals_listen_child, NULL, &c);
+    check_child_bits(&c, "signals", what, COUNT(what));
+}
+
+/* A thread blocked in read() on a connection. */
+struct conn_read {
+    int fd;
+    atomic_int tid;
+    ssize_t result;
+    int err;
+};
+
+static void *conn_read_main(void *arg)
+{
+    struct conn_read *cr = arg;
+    char c;
+
+    atomic_store(&cr->tid, (int)gettid());
+    cr->result = read(cr->fd, &c, 1);
+    cr->err = errno;
+    return NULL;
+}
+
+enum { CONN_READ_RETURNS_0, CONN_STOPPED };
+
+/* A connection registered with STOP_CONN and a thread blocked reading it;
+ * then SIGTERM, raised by the main thread or sent to the reading thread. */
+static int signals_conn_child(void *arg)
+{
+    bool to_reader = *(const bool *)arg;
+    struct conn_read cr = {.fd = -1};
+    int failed = 0, client, peer;
+    pthread_t th;
+
+    signals_init();
+    tcp_loopback_pair(&client, &peer);
+    cr.fd = client;
+    stop_wake_fd(STOP_CONN, client);
+    errno = pthread_create(&th, NULL, conn_read_main, &cr);
+    if (errno != 0)
+        bail_out("pthread_create");
+    if (!wait_until_sleeping(wait_for_tid(&cr.tid)))
+        printf("the reader was never seen asleep in read()\n");
+    if (to_reader)
+        pthread_kill(th, SIGTERM);
+    else
+        raise(SIGTERM);
+    pthread_join(th, NULL);
+    printf("read: %zd, errno %s\n", cr.result, errname(cr.err));
+    if (cr.result != 0)
+        failed |= FAILED_BIT(CONN_READ_RETURNS_0);
+    if (!stop_requested())
+        failed |= FAILED_BIT(CONN_STOPPED);
+    stop_wake_fd(STOP_CONN, -1);
+    close(client);
+    close(peer);
+    return failed;
+}
+
+static void test_signals_stop_connection(bool to_reader)
+{
+    struct child c;
+    bool all;
+
+    run_child(signals_conn_child, &to_reader, &c);
+    all = check(child_passed(&c, CONN_READ_RETURNS_0),
+                "signals: a read() blocked on a STOP_CONN socket returns 0 "
+                "after %s",
+                to_reader ? "SIGTERM lands on the reading thread "
+                            "(restarted, then shut down)"
+                          : "raise(SIGTERM) in the main thread");
+    all &= check(child_passed(&c, CONN_STOPPED),
+                 "signals: stop_requested() is then true (%s)",
+                 to_reader ? "signal on the reader" : "signal on main");
+    if (!all)
+        diag_child(&c);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    const char *slash;
+
+    alarm(20);
+    prog_name = argc > 0 ? argv[0] : "test_common";
+    slash = strrchr(prog_name, '/');
+    if (slash != NULL)
+        prog_name = slash + 1;
+    catch_usr1();
+    diag("%s, READLINE_BUFSIZE %d", prog_name, READLINE_BUFSIZE);
+
+    test_readn_gathers_one_byte_writes();
+    test_readn_returns_short_count_at_eof();
+    test_readn_returns_0_at_immediate_eof();
+    test_readn_of_0_bytes_reads_nothing();
+    test_readn_reports_ebadf();
+
+    test_writen_large_buffer_through_small_sndbuf();
+    test_writen_reports_epipe();
+    test_writen_takes_const_buffer();
+
+    test_readn_retries_after_eintr();
+    test_readline_retries_after_eintr();
+    test_writen_retries_after_eintr();
+
+    test_readline_returns_one_line_per_call();
+    test_readline_gathers_one_byte_writes();
+    test_readline_returns_partial_line_at_eof();
+    test_readline_splits_overlong_line();
+    test_readline_with_maxlen_2();
+    test_readline_keeps_nul_bytes();
+    test_readline_rejects_maxlen_below_2();
+    test_readline_of_empty_input();
+    test_readline_line_of_maxlen_minus_1();
+    test_readline_readers_are_independent();
+    test_readline_reports_error_after_partial_line();
+
+    test_sock_ntop_ipv4();
+    test_sock_ntop_ipv6();
+    test_sock_ntop_longest_ipv6_fits();
+    test_sock_ntop_short_salen_or_unknown_family();
+    test_sock_ntop_truncates_safely();
+
+    test_tcp_listen_and_connect_on("127.0.0.1", false);
+    test_tcp_listen_and_connect_on("::1", true);
+    test_tcp_listen_reports_port_in_use();
+    test_tcp_connect_reports_refused();
+    test_unknown_host();
+
+    test_accept_error_is_transient();
+    test_shed_connection();
+
+    test_err_ret();
+    test_err_msg();
+    test_err_sys_and_err_quit_exit_1();
+    test_logmsg();
+    test_log_lines();
+    test_log_listening();
+    test_long_messages_are_cut();
+    test_long_program_name_is_cut();
+
+    test_parse_number();
+    test_parse_server_options();
+    test_parse_client_options();
+    test_too_many_short_options_are_refused();
+
+    test_signals_stop_listener();
+    test_signals_stop_connection(false);
+    test_signals_stop_connection(true);
+
+    printf("1..%d\n", tests_run);
+    return tests_failed == 0 ? 0 : 1;
+}
