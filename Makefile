@@ -84,6 +84,9 @@ test: test-programs
 
 # Sanitizer builds go to their own trees so that they never mix objects
 # with the plain build. TSan runs only the lessons that start threads.
+# clang is preferred: its UBSan writes reports to the log files that
+# tests/run collects, where gcc's combined runtime writes them to stderr.
+SAN_CC ?= $(if $(shell command -v clang),clang,$(CC))
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
@@ -91,12 +94,12 @@ TSAN_LESSONS = $(sort $(patsubst %/,%,$(dir $(shell grep -l pthread_create \
 	$(addsuffix /*.c,$(LESSONS)) 2>/dev/null))))
 
 check:
-	$(MAKE) --no-print-directory BIN_DIR=build/asan OBJ_DIR=build/asan/obj \
-		SAN_FLAGS="$(ASAN_FLAGS)" test-programs
+	$(MAKE) --no-print-directory CC=$(SAN_CC) BIN_DIR=build/asan \
+		OBJ_DIR=build/asan/obj SAN_FLAGS="$(ASAN_FLAGS)" test-programs
 	BIN_DIR=build/asan SANITIZER=asan tests/run
 ifneq ($(strip $(TSAN_LESSONS)),)
-	$(MAKE) --no-print-directory BIN_DIR=build/tsan OBJ_DIR=build/tsan/obj \
-		SAN_FLAGS="$(TSAN_FLAGS)" test-programs
+	$(MAKE) --no-print-directory CC=$(SAN_CC) BIN_DIR=build/tsan \
+		OBJ_DIR=build/tsan/obj SAN_FLAGS="$(TSAN_FLAGS)" test-programs
 	BIN_DIR=build/tsan SANITIZER=tsan LESSONS="$(TSAN_LESSONS)" \
 		NO_UNIT=1 tests/run
 else
