@@ -8,7 +8,8 @@
  * Cost:    one round trip per line: the link sits idle while we wait. Lesson
  *          04's client keeps sending while the echo comes back.
  * Observe: strace -e trace=network,read,write ./01-basic-socket/client
- *            one sendto/write and one read per line, then shutdown.
+ *            one write and one read on the socket per line, then
+ *            shutdown(SHUT_WR) and a last read that returns 0.
  * See also: common/net.c for tcp_connect() (socket + connect per address).
  *
  * Run it:  ./01-basic-socket/client < /etc/services | cmp - /etc/services

@@ -8,7 +8,8 @@
  *          in the listen backlog, its bytes unread, until the first leaves.
  *          One slow client stops everyone.
  * Observe: strace -e trace=network ./01-basic-socket/server
- *            socket, setsockopt, bind, listen, then accept blocking;
+ *            socket, setsockopt, bind, listen, getsockname (for the log
+ *            line), then accept blocking;
  *          ss -tan 'sport = :9001' with two clients connected
  *            both ESTAB; the waiting one has its bytes in Recv-Q.
  * See also: 02-fork-server (after), which serves clients at the same time.
@@ -18,6 +19,7 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,7 +41,7 @@ enum { ECHO_BUFSIZE = 16384 };
  * getaddrinfo -> socket -> setsockopt -> bind -> listen.
  * (common/net.c packages it as tcp_listen() for the later lessons; it also
  * tries every address getaddrinfo() returns, where this takes the first.) */
-static int listen_on(const char *host, const char *port)
+static int listen_on(const char *host, const char *port, bool reuseaddr)
 {
     struct addrinfo hints, *res;
     char where[SOCK_NTOP_LEN];
@@ -64,8 +66,10 @@ static int listen_on(const char *host, const char *port)
 
     /* Without SO_REUSEADDR, bind() fails with EADDRINUSE for as long as a
      * connection of our previous run is in TIME_WAIT on this port (60 s on
-     * Linux): a server that was just stopped could not start again. */
-    if (setsockopt(listenfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
+     * Linux): a server that was just stopped could not start again. The
+     * lab sheet turns it off (--no-reuseaddr) to show exactly that. */
+    if (reuseaddr &&
+        setsockopt(listenfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
         err_sys("setsockopt SO_REUSEADDR");
 
     if (bind(listenfd, res->ai_addr, res->ai_addrlen) == -1)
@@ -107,18 +111,37 @@ static unsigned long long echo(int connfd, const char *peer)
     return total;
 }
 
+enum { OPT_NO_REUSEADDR = 256 };
+
+static int on_option(int key, const char *arg, void *ctx)
+{
+    bool *reuseaddr = ctx;
+
+    (void)arg;
+    if (key != OPT_NO_REUSEADDR)
+        return -1;
+    *reuseaddr = false;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct program_info pi = {
         "01-basic-socket", "an iterative echo server, one client at a time",
         9001};
+    static const struct lesson_option options[] = {
+        {OPT_NO_REUSEADDR, "no-reuseaddr", NULL,
+         "demonstration: bind without SO_REUSEADDR"},
+        {0, NULL, NULL, NULL},
+    };
     struct net_options opt;
+    bool reuseaddr = true;
     unsigned long long nconns = 0, nbytes = 0;
     int listenfd;
 
-    parse_server_options(argc, argv, &pi, &opt, NULL, NULL, NULL);
+    parse_server_options(argc, argv, &pi, &opt, options, on_option, &reuseaddr);
     signals_init();
-    listenfd = listen_on(opt.host, opt.port);
+    listenfd = listen_on(opt.host, opt.port, reuseaddr);
     stop_wake_fd(STOP_LISTEN, listenfd);
     if (spare_fd_reserve() == -1)
         err_sys("open spare descriptor");

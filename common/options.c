@@ -11,41 +11,54 @@
 
 enum { MAX_OPTIONS = 32 };
 
+/* "-t N" or "--no-reap": an option as the usage text shows it. */
+static void option_name(const struct lesson_option *o, char *buf, size_t size)
+{
+    const char *arg = o->arg_name ? o->arg_name : "";
+    const char *sep = o->arg_name ? " " : "";
+
+    if (o->long_name)
+        snprintf(buf, size, "--%s%s%s", o->long_name, sep, arg);
+    else
+        snprintf(buf, size, "-%c%s%s", o->key, sep, arg);
+}
+
+/* One row of the usage text: the option, then what it does. */
+static void print_row(FILE *fp, const char *option, const char *help)
+{
+    fprintf(fp, "  %-16s %s\n", option, help);
+}
+
 static void print_usage(FILE *fp, const struct program_info *pi, bool server,
                         const struct lesson_option *extra)
 {
-    const char *prog = program_invocation_short_name;
+    char name[40], help[80];
 
-    fprintf(fp, "usage: %s [-H host] [-p port]%s [-h]", prog,
-            server ? " [-q]" : "");
+    fprintf(fp, "usage: %s [-H host] [-p port]%s [-h]",
+            program_invocation_short_name, server ? " [-q]" : "");
     for (const struct lesson_option *o = extra; o && o->key; o++) {
-        if (o->long_name)
-            fprintf(fp, " [--%s%s%s]", o->long_name, o->arg_name ? " " : "",
-                    o->arg_name ? o->arg_name : "");
-        else
-            fprintf(fp, " [-%c%s%s]", o->key, o->arg_name ? " " : "",
-                    o->arg_name ? o->arg_name : "");
+        option_name(o, name, sizeof name);
+        fprintf(fp, " [%s]", name);
     }
     fprintf(fp, "\n%s: %s\n\n", pi->lesson, pi->summary);
-    fprintf(fp, "  -H host       %s (default 127.0.0.1)\n",
-            server ? "address to listen on" : "server to connect to");
-    if (server)
-        fprintf(fp, "                0.0.0.0 or :: accepts other hosts too\n");
-    fprintf(fp, "  -p port       %s (default %d%s)\n",
-            server ? "port to listen on" : "server's port", pi->default_port,
-            server ? "; 0 lets the kernel choose" : "");
-    if (server)
-        fprintf(fp, "  -q            no per-connection log lines\n");
-    fprintf(fp, "  -h            print this help and exit\n");
+    if (server) {
+        print_row(fp, "-H host", "address to listen on (default 127.0.0.1;");
+        print_row(fp, "", "0.0.0.0 or :: accepts other hosts too)");
+        snprintf(help, sizeof help,
+                 "port to listen on (default %d; 0: the kernel chooses)",
+                 pi->default_port);
+        print_row(fp, "-p port", help);
+        print_row(fp, "-q", "no per-connection log lines");
+    } else {
+        print_row(fp, "-H host", "server to connect to (default 127.0.0.1)");
+        snprintf(help, sizeof help, "server's port (default %d)",
+                 pi->default_port);
+        print_row(fp, "-p port", help);
+    }
+    print_row(fp, "-h", "print this help and exit");
     for (const struct lesson_option *o = extra; o && o->key; o++) {
-        char name[32];
-        if (o->long_name)
-            snprintf(name, sizeof name, "--%s %s", o->long_name,
-                     o->arg_name ? o->arg_name : "");
-        else
-            snprintf(name, sizeof name, "-%c %s", o->key,
-                     o->arg_name ? o->arg_name : "");
-        fprintf(fp, "  %-13s %s\n", name, o->help);
+        option_name(o, name, sizeof name);
+        print_row(fp, name, o->help);
     }
 }
 

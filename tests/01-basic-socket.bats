@@ -64,10 +64,11 @@ time_wait_on() { [[ -n $(ss -Htan state time-wait "( sport = :$1 )") ]]; }
     wait_for 20 log_has "$BATS_TEST_TMPDIR/peer.out" '^closed by server$'
     wait_for 20 time_wait_on "$port"
 
-    # A plain bind() there fails ...
-    run "$PEER" bind 127.0.0.1 "$port"
-    assert_output EADDRINUSE
-    # ... the server's, with SO_REUSEADDR, does not.
+    # Without SO_REUSEADDR, bind() there fails ...
+    run --separate-stderr timeout 20 "$(server_bin "$LESSON")" --no-reuseaddr -p "$port"
+    assert_failure 1
+    [[ $stderr == *"127.0.0.1:$port: bind: EADDRINUSE"* ]] || fail "stderr: $stderr"
+    # ... with it, the server starts at once.
     start_server "$LESSON" -p "$port"
     assert_equal "$PORT" "$port"
     time_wait_on "$port"

@@ -9,9 +9,6 @@
  *       Connects, sends up to BYTES without blocking and without reading,
  *       waits until some echo has come back (so the server is mid-transfer),
  *       then closes with SO_LINGER {1, 0}: the kernel sends RST, not FIN.
- *   peer bind HOST PORT
- *       Binds a TCP socket to HOST:PORT without SO_REUSEADDR and prints
- *       "bound", or the errno name of the failure ("EADDRINUSE").
  *
  * Each line printed is flushed at once: tests wait for them. Every mode
  * gives up after a minute (alarm), so a test can never hang on a peer.
@@ -113,32 +110,10 @@ static int reset(const char *host, const char *port, long bytes)
     return 0;
 }
 
-static int bind_plain(const char *host, const char *port)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST};
-    struct addrinfo *res;
-    int rc = getaddrinfo(host, port, &hints, &res);
-
-    if (rc != 0)
-        err_quit("%s: %s", host, gai_strerror(rc));
-    int fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-    if (fd == -1)
-        err_sys("socket");
-    if (bind(fd, res->ai_addr, res->ai_addrlen) == 0)
-        say("bound");
-    else
-        say(strerrorname_np(errno));
-    freeaddrinfo(res);
-    close(fd);
-    return 0;
-}
-
 static _Noreturn void usage(void)
 {
     fprintf(stderr, "usage: peer hold HOST PORT [MESSAGE]\n"
-                    "       peer reset HOST PORT BYTES\n"
-                    "       peer bind HOST PORT\n");
+                    "       peer reset HOST PORT BYTES\n");
     exit(2);
 }
 
@@ -154,7 +129,5 @@ int main(int argc, char **argv)
             usage();
         return reset(argv[2], argv[3], bytes);
     }
-    if (argc == 4 && strcmp(argv[1], "bind") == 0)
-        return bind_plain(argv[2], argv[3]);
     usage();
 }
