@@ -154,14 +154,21 @@ int main(int argc, char **argv)
         unsigned long long n = 0;
 
         int connfd = accept(listenfd, (struct sockaddr *)&cliaddr, &clilen);
+        if (connfd == -1 && (errno == EMFILE || errno == ENFILE)) {
+            /* Out of descriptors: accept_or_shed() in common/net.c waits
+             * for the next client, then serves or refuses it. */
+            err_ret("accept");
+            clilen = sizeof cliaddr;
+            connfd =
+                accept_or_shed(listenfd, (struct sockaddr *)&cliaddr, &clilen);
+            if (connfd == -1 && errno == EMFILE && !stop_requested()) {
+                err_msg("out of descriptors: closed a new connection at once");
+                continue;
+            }
+        }
         if (connfd == -1) {
             if (stop_requested())
                 break; /* the handler shut the listener down */
-            if (errno == EMFILE || errno == ENFILE) {
-                err_ret("accept (refusing one client)");
-                shed_connection(listenfd);
-                continue;
-            }
             if (accept_error_is_transient(errno)) {
                 err_ret("accept"); /* that client is gone; try the next */
                 continue;

@@ -136,25 +136,36 @@ int spare_fd_reserve(void)
     return spare_fd == -1 ? -1 : 0;
 }
 
-int shed_connection(int listenfd)
+int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen)
 {
+    struct pollfd pfd = {.fd = listenfd, .events = POLLIN};
+    int fd, saved;
+
+    /* accept() takes a descriptor before it looks for a connection, so
+     * EMFILE says nothing about the queue: wait for a connection first. */
+    if (poll(&pfd, 1, -1) == -1)
+        return -1; /* EINTR: let the caller look at its flags */
+    fd = accept4(listenfd, sa, salen, SOCK_CLOEXEC);
+    if (fd != -1 || (errno != EMFILE && errno != ENFILE))
+        return fd;
+
     if (spare_fd == -1 && spare_fd_reserve() == -1) {
         /* No spare to give up, not even now. Retrying at once would spin,
          * so back off for a tenth of a second: the one place where the
          * suite waits on the clock, because no event announces a free
          * descriptor. */
-        int saved = errno;
+        saved = errno;
         poll(NULL, 0, 100);
         errno = saved;
         return -1;
     }
     close(spare_fd);
     spare_fd = -1;
-    int fd = accept(listenfd, NULL, NULL);
-    int saved = errno;
+    fd = accept4(listenfd, NULL, NULL, SOCK_CLOEXEC);
+    saved = fd == -1 ? errno : EMFILE;
     if (fd != -1)
         close(fd);
     spare_fd_reserve();
     errno = saved;
-    return fd == -1 ? -1 : 0;
+    return -1;
 }

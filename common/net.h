@@ -33,14 +33,21 @@ char *sock_ntop(const struct sockaddr *sa, socklen_t salen, char *buf,
  * up): log them and accept the next one. */
 bool accept_error_is_transient(int err);
 
-/* When accept() fails with EMFILE or ENFILE the connection stays queued and
- * the listening socket stays readable, so a server that just retries spins.
- * spare_fd_reserve() opens one descriptor at start-up; shed_connection()
- * gives it up, accepts the pending connection, closes it (the client sees
- * the connection closed) and takes the spare descriptor back. Returns 0, or
- * -1 with errno set if no connection could be taken. Call both from the one
- * thread that accepts. */
+/* When accept() fails with EMFILE or ENFILE, the connection stays queued
+ * and the listener stays readable, so a server that just retries spins at
+ * full CPU. A spare descriptor, opened at start-up by spare_fd_reserve(),
+ * is the way out. After such a failure, accept_or_shed() sleeps in poll()
+ * until a connection is queued (it never spins, and never blocks in
+ * accept() on a blocking listener), then accepts it:
+ *   - if a descriptor has come free, it returns the connection, as accept()
+ *     would, filling sa and *salen;
+ *   - if not, it closes the spare, accepts the connection into its place,
+ *     closes it at once (the client sees its connection closed, instead of
+ *     waiting for nothing), takes the spare back, and returns -1 with errno
+ *     EMFILE.
+ * Any other failure returns -1 with errno set (EINVAL once a stop signal
+ * has shut the listener down). Call both from the one thread that accepts. */
 int spare_fd_reserve(void);
-int shed_connection(int listenfd);
+int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen);
 
 #endif

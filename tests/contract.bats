@@ -271,6 +271,42 @@ all_closed() {
 }
 fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
 
+# listen_queue PORT: connections the kernel holds for accept() (the LISTEN
+# socket's Recv-Q).
+listen_queue() { ss -Htln "sport = :$1" | awk '{ print $2 }'; }
+listen_queue_is() { [[ $(listen_queue "$1") == "$2" ]]; }
+sleeping() { [[ $(proc_state "$1") == S ]]; }
+
+@test "$L: out of descriptors: logs EMFILE, does not spin, serves again later" {
+    start_server "$LESSON"
+    local base
+    base=$(fd_count "$SERVER_PID")
+    # Let the server keep what it has and nothing more: its next accept()
+    # fails with EMFILE.
+    prlimit --pid "$SERVER_PID" --nofile="$base:"
+    # An accept() already asleep when the limit fell holds the descriptor
+    # it took on entry, so one more client may still be served.
+    local i refused=0
+    for i in 1 2 3; do
+        run nc_echo "$PORT" <<<"try $i"
+        if [[ $output != "try $i" ]]; then
+            refused=1
+            break
+        fi
+    done
+    ((refused)) || fail "no client refused with the limit at $base descriptors"
+    wait_for 20 log_has "$SERVER_LOG" 'EMFILE|Too many open files'
+    # Not spinning on the connection it could not take: the queue is empty
+    # and the server is asleep, waiting for the next event.
+    wait_for 20 listen_queue_is "$PORT" 0
+    wait_for 20 sleeping "$SERVER_PID"
+    # Descriptors to spare again: served as usual.
+    prlimit --pid "$SERVER_PID" --nofile=$((base + 64)):
+    run nc_echo "$PORT" <<<"served again"
+    assert_output "served again"
+    kill -0 "$SERVER_PID"
+}
+
 # --- stopping ---------------------------------------------------------------
 
 @test "$L: SIGTERM with a client connected: exit 0, stats line, nothing left" {

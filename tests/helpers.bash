@@ -75,15 +75,27 @@ exited() {
 _spawned=()
 
 # spawn OUT ERR COMMAND...: starts COMMAND in the background in a session
-# of its own, stdin from $SPAWN_STDIN (default /dev/null), fd 3 closed
-# (bats waits for whoever holds it). Sets SPAWNED_PID, which is also the
-# process group's id.
+# of its own, stdin from $SPAWN_STDIN (default /dev/null). It inherits no
+# descriptor but those three: bats waits for whoever holds its fd 3, and a
+# server's descriptor count and numbers must be its own. Sets SPAWNED_PID,
+# which is also the process group's id.
 spawn() {
     local out=$1 err=$2
     shift 2
-    setsid "$@" <"${SPAWN_STDIN:-/dev/null}" >"$out" 2>"$err" 3>&- &
+    (
+        close_inherited_fds
+        exec setsid "$@"
+    ) <"${SPAWN_STDIN:-/dev/null}" >"$out" 2>"$err" &
     SPAWNED_PID=$!
     _spawned+=("$SPAWNED_PID")
+}
+
+close_inherited_fds() {
+    local fd
+    for fd in $(ls /proc/self/fd); do
+        ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+    done
+    return 0
 }
 
 _nservers=0

@@ -948,6 +948,22 @@ static bool expect_pieces(struct line_reader *lr, char *buf, size_t maxlen,
     return true;
 }
 
+/* Feeds data to a fresh line reader through a socket and checks that
+ * readline() with a 64-byte buffer returns the pieces in want. */
+static bool lines_of(const char *data, size_t len, const struct piece *want,
+                     size_t count)
+{
+    struct line_reader lr;
+    char buf[64];
+    int fd = reader_with(data, len);
+    bool ok;
+
+    readline_init(&lr, fd);
+    ok = expect_pieces(&lr, buf, sizeof buf, want, count);
+    close(fd);
+    return ok;
+}
+
 static void test_readline_returns_one_line_per_call(void)
 {
     static const char data[] = "first line\nsecond, longer line\n\nlast\n";
@@ -956,15 +972,9 @@ static void test_readline_returns_one_line_per_call(void)
         PIECE("\n"),           PIECE("last\n"),
         END_OF_INPUT,
     };
-    struct line_reader lr;
-    char buf[64];
-    int fd = reader_with(data, sizeof data - 1);
-
-    readline_init(&lr, fd);
-    check(expect_pieces(&lr, buf, sizeof buf, want, COUNT(want)),
+    check(lines_of(data, sizeof data - 1, want, COUNT(want)),
           "readline: lines from one write come back one per call, each "
           "with its newline, NUL-terminated, then 0");
-    close(fd);
 }
 
 static void test_readline_gathers_one_byte_writes(void)
@@ -1002,14 +1012,8 @@ static void test_readline_returns_partial_line_at_eof(void)
         END_OF_INPUT,
         END_OF_INPUT,
     };
-    struct line_reader lr;
-    char buf[64];
-    int fd = reader_with(data, sizeof data - 1);
-
-    readline_init(&lr, fd);
-    check(expect_pieces(&lr, buf, sizeof buf, want, COUNT(want)),
+    check(lines_of(data, sizeof data - 1, want, COUNT(want)),
           "readline: EOF mid-line returns the partial line, then 0");
-    close(fd);
 }
 
 /* The caller's buffer, with bytes after it that readline() must not touch:
@@ -1081,15 +1085,9 @@ static void test_readline_keeps_nul_bytes(void)
         PIECE("end\0"),
         END_OF_INPUT,
     };
-    struct line_reader lr;
-    char buf[64];
-    int fd = reader_with(data, sizeof data - 1);
-
-    readline_init(&lr, fd);
-    check(expect_pieces(&lr, buf, sizeof buf, want, COUNT(want)),
+    check(lines_of(data, sizeof data - 1, want, COUNT(want)),
           "readline: NUL bytes inside lines are kept and counted in the "
           "return value");
-    close(fd);
 }
 
 static void test_readline_rejects_maxlen_below_2(void)
@@ -1121,14 +1119,8 @@ static void test_readline_rejects_maxlen_below_2(void)
 static void test_readline_of_empty_input(void)
 {
     static const struct piece want[] = {END_OF_INPUT, END_OF_INPUT};
-    struct line_reader lr;
-    char buf[16];
-    int fd = reader_with("", 0);
-
-    readline_init(&lr, fd);
-    check(expect_pieces(&lr, buf, sizeof buf, want, COUNT(want)),
+    check(lines_of("", 0, want, COUNT(want)),
           "readline: empty input gives 0, and 0 again");
-    close(fd);
 }
 
 static void test_readline_line_of_maxlen_minus_1(void)
@@ -1455,7 +1447,7 @@ static void test_unknown_host(void)
         close(l);
 }
 
-/* ---- accept_error_is_transient, shed_connection ------------------------- */
+/* ---- accept_error_is_transient, accept_or_shed -------------------------- */
 
 static void test_accept_error_is_transient(void)
 {
@@ -1467,7 +1459,13 @@ static void test_accept_error_is_transient(void)
           "accept_error_is_transient: false for EMFILE");
 }
 
-enum { SHED_ACCEPT_EMFILE, SHED_RETURNS_0, SHED_CLIENT_CLOSED, SHED_SPARE };
+enum {
+    SHED_ACCEPT_EMFILE,
+    SHED_RETURNS_0,
+    SHED_CLIENT_CLOSED,
+    SHED_SPARE,
+    SHED_SERVES_AGAIN,
+};
 
 /* Runs out of descriptors with a connection queued, and sheds it. Lowers
  * RLIMIT_NOFILE, so it runs in a child: the parent's limit stays. */
@@ -1514,8 +1512,9 @@ static int shed_child(void *arg)
         failed |= FAILED_BIT(SHED_ACCEPT_EMFILE);
     if (fd != -1)
         close(fd);
-    if (shed_connection(listenfd) != 0) {
-        printf("shed_connection: %s\n", errname(errno));
+    fd = accept_or_shed(listenfd, NULL, NULL);
+    if (fd != -1 || errno != EMFILE) {
+        printf("accept_or_shed: %d, %s\n", fd, errname(errno));
         failed |= FAILED_BIT(SHED_RETURNS_0);
     }
     pfd.fd = client;
@@ -1531,6 +1530,24 @@ static int shed_child(void *arg)
     if (fd != -1)
         close(fd);
 
+    /* Descriptors free again (one for the client's socket, one for the
+     * server's end): the next client is served, not shed. */
+    close(fillers[--nfill]);
+    close(fillers[--nfill]);
+    int second = tcp_connect("127.0.0.1", port, &gai);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    fd = accept_or_shed(listenfd, (struct sockaddr *)&ss, &len);
+    if (second == -1 || fd == -1 || ss.ss_family != AF_INET) {
+        printf("second client %d, accept_or_shed %d, %s\n", second, fd,
+               errname(errno));
+        failed |= FAILED_BIT(SHED_SERVES_AGAIN);
+    }
+    if (fd != -1)
+        close(fd);
+    if (second != -1)
+        close(second);
+
     while (nfill > 0)
         close(fillers[--nfill]);
     setrlimit(RLIMIT_NOFILE, &old);
@@ -1544,15 +1561,18 @@ static void test_shed_connection(void)
     static const char *const what[] = {
         [SHED_ACCEPT_EMFILE] = "out of descriptors, accept() fails with "
                                "EMFILE",
-        [SHED_RETURNS_0] = "shed_connection() then returns 0",
+        [SHED_RETURNS_0] = "accept_or_shed() takes the queued connection "
+                           "and returns -1 with EMFILE",
         [SHED_CLIENT_CLOSED] = "the shed client sees EOF or ECONNRESET",
         [SHED_SPARE] = "the spare descriptor is held again: open() still "
                        "fails with EMFILE",
+        [SHED_SERVES_AGAIN] = "with a descriptor free again, the next "
+                              "client is accepted and returned",
     };
     struct child c;
 
     run_child(shed_child, NULL, &c);
-    check_child_bits(&c, "shed_connection", what, COUNT(what));
+    check_child_bits(&c, "accept_or_shed", what, COUNT(what));
 }
 
 /* ---- err_*, log_* ------------------------------------------------------- */
