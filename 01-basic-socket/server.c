@@ -156,19 +156,19 @@ int main(int argc, char **argv)
         int connfd = accept(listenfd, (struct sockaddr *)&cliaddr, &clilen);
         if (connfd == -1 && (errno == EMFILE || errno == ENFILE)) {
             /* Out of descriptors: accept_or_shed() in common/net.c waits
-             * for the next client, then serves or refuses it. */
+             * for the next client, then serves it or closes it at once. */
             err_ret("accept");
             clilen = sizeof cliaddr;
             connfd =
                 accept_or_shed(listenfd, (struct sockaddr *)&cliaddr, &clilen);
-            if (connfd == -1 && errno == EMFILE && !stop_requested()) {
-                err_msg("out of descriptors: closed a new connection at once");
-                continue;
-            }
         }
         if (connfd == -1) {
             if (stop_requested())
                 break; /* the handler shut the listener down */
+            if (errno == EMFILE || errno == ENFILE) {
+                err_msg("out of descriptors: the waiting client not served");
+                continue;
+            }
             if (accept_error_is_transient(errno)) {
                 err_ret("accept"); /* that client is gone; try the next */
                 continue;

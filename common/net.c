@@ -143,8 +143,12 @@ int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen)
 
     /* accept() takes a descriptor before it looks for a connection, so
      * EMFILE says nothing about the queue: wait for a connection first. */
-    if (poll(&pfd, 1, -1) == -1)
-        return -1; /* EINTR: let the caller look at its flags */
+    while (poll(&pfd, 1, -1) == -1) {
+        /* A stop signal shuts the listener down, which poll() reports as
+         * an event: after EINTR, polling again is safe. */
+        if (errno != EINTR)
+            return -1;
+    }
     fd = accept4(listenfd, sa, salen, SOCK_CLOEXEC);
     if (fd != -1 || (errno != EMFILE && errno != ENFILE))
         return fd;
