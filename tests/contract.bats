@@ -53,7 +53,8 @@ stats_line_is() {
 @test "$L: bad server flags print the usage on stderr and exit 2" {
     local args
     for args in "-x" "-p" "-p abc" "-p 65536" "-p -1" "-H" "stray" "-q -- extra"; do
-        run --separate-stderr "$SERVER" $args
+        # Bounded: a server that wrongly accepted the flags would listen.
+        run --separate-stderr timeout 10 "$SERVER" $args
         [[ $status -eq 2 ]] || fail "server $args: exit $status, not 2"
         [[ $stderr == *"usage: server"* ]] || fail "server $args: no usage on stderr"
         [[ -z $output ]] || fail "server $args: wrote to stdout: $output"
@@ -63,7 +64,7 @@ stats_line_is() {
 @test "$L: bad client flags print the usage on stderr and exit 2" {
     local args
     for args in "-x" "-q" "-p" "-p 9x" "-p 70000" "stray"; do
-        run --separate-stderr "$CLIENT" $args
+        run --separate-stderr timeout 10 "$CLIENT" $args </dev/null
         [[ $status -eq 2 ]] || fail "client $args: exit $status, not 2"
         [[ $stderr == *"usage: client"* ]] || fail "client $args: no usage on stderr"
     done
@@ -73,8 +74,6 @@ stats_line_is() {
 
 @test "$L: with -p 0 the listening line gives the kernel's port and the pid" {
     start_server "$LESSON"
-    run grep -c '' "$SERVER_LOG"
-    assert_line --regexp '^[0-9]+$'
     run grep -m1 '^listening on' "$SERVER_LOG"
     assert_output --regexp '^listening on 127\.0\.0\.1:[1-9][0-9]* \(pid [0-9]+\)$'
     assert_output --partial "(pid $SERVER_PID)"
@@ -140,7 +139,7 @@ stats_line_is() {
     assert_success
     assert_output ""
     wait_for 10 log_has "$SERVER_LOG" '^closed 127\.0\.0\.1:[0-9]+ \(0 bytes\)$'
-    log_has "$SERVER_LOG" '^accepted 127\.0\.0\.1:[0-9]+$'
+    wait_for 10 log_has "$SERVER_LOG" '^accepted 127\.0\.0\.1:[0-9]+$'
 }
 
 @test "$L: logs accepted and closed with the peer's address and byte count" {
@@ -152,7 +151,9 @@ stats_line_is() {
     wait_for 20 log_has "$BATS_TEST_TMPDIR/peer.out" '^echoed$'
     local cport
     cport=$(sed -n 's/^connected //p' "$BATS_TEST_TMPDIR/peer.out")
-    log_has "$SERVER_LOG" "^accepted 127\\.0\\.0\\.1:$cport\$"
+    # Where another process logs the accept (02's parent), it may come
+    # after the echo: wait for it rather than expect it.
+    wait_for 10 log_has "$SERVER_LOG" "^accepted 127\\.0\\.0\\.1:$cport\$"
     kill "$peer"
     wait_for 20 log_has "$SERVER_LOG" "^closed 127\\.0\\.0\\.1:$cport \\(12 bytes\\)\$"
 }
