@@ -606,7 +606,7 @@ static unsigned char pattern_byte(size_t i)
     return (unsigned char)(i % 251);
 }
 
-/* A thread that writes one large buffer with writen(), then half-closes. */
+/* A thread that makes one writen() call, then half-closes. */
 struct big_write {
     int fd;
     const unsigned char *data;
@@ -741,26 +741,6 @@ static void test_writen_takes_const_buffer(void)
 
 /* ---- EINTR -------------------------------------------------------------- */
 
-/* A thread that makes one writen() call, for another thread to interrupt. */
-struct blocked_write {
-    int fd;
-    const char *data;
-    size_t len;
-    atomic_int tid; /* published just before the call */
-    ssize_t result;
-    int err;
-};
-
-static void *blocked_write_main(void *arg)
-{
-    struct blocked_write *bw = arg;
-
-    atomic_store(&bw->tid, (int)gettid());
-    bw->result = writen(bw->fd, bw->data, bw->len);
-    bw->err = errno;
-    return NULL;
-}
-
 /* Writes into fd until its send buffer is full: the next blocking write()
  * then sleeps before it has moved a single byte. Returns the bytes sent. */
 static size_t fill_send_buffer(int fd)
@@ -786,7 +766,7 @@ static void test_writen_retries_after_eintr(void)
 {
     static const char data[] = "writen, interrupted with a full buffer\n";
     const size_t len = sizeof data - 1;
-    struct blocked_write bw = {.data = data, .len = len};
+    struct big_write bw = {.data = (const unsigned char *)data, .len = len};
     int small = 4096;
     char buf[512];
     pthread_t th;
@@ -797,7 +777,7 @@ static void test_writen_retries_after_eintr(void)
         bail_out("setsockopt SO_SNDBUF");
     size_t filler = fill_send_buffer(sv[0]);
     bw.fd = sv[0];
-    errno = pthread_create(&th, NULL, blocked_write_main, &bw);
+    errno = pthread_create(&th, NULL, big_write_main, &bw);
     if (errno != 0)
         bail_out("pthread_create");
     pid_t tid = wait_for_tid(&bw.tid);
@@ -837,63 +817,55 @@ static void start_blocked_read(pthread_t *th, struct blocked_read *br)
         bail_out("pthread_create");
 }
 
-static void test_readn_retries_after_eintr(void)
+/* Runs br's call in a thread reading sv[1]; interrupts it before any byte
+ * came and again after a partial read; sends data in two parts; checks the
+ * call returned all of it. what names the call in the test line. */
+static void check_read_retries(struct blocked_read *br, int sv[2],
+                               const char *data, size_t first, const char *what)
 {
-    static const char data[] = "readn, interrupted twice over";
-    const size_t len = sizeof data - 1, first = 10;
-    struct blocked_read br = {.want = len};
+    const size_t len = strlen(data);
     pthread_t th;
-    int sv[2];
 
-    make_pair(sv);
-    br.fd = sv[1];
-    start_blocked_read(&th, &br);
-    pid_t tid = wait_for_tid(&br.tid);
-    /* Interrupted before any byte came, then again after a partial read. */
+    start_blocked_read(&th, br);
+    pid_t tid = wait_for_tid(&br->tid);
     int asleep = interrupt_while_blocked(th, tid, 3);
     put(sv[0], data, first);
     asleep += interrupt_while_blocked(th, tid, 2);
     put(sv[0], data + first, len - first);
     pthread_join(th, NULL);
-    diag("%d of 5 signals met readn() asleep in read()", asleep);
-    if (!check(br.result == (ssize_t)len && memcmp(br.buf, data, len) == 0,
-               "EINTR: readn retries after SIGUSR1 without SA_RESTART and "
+    diag("%d of 5 signals met %s() asleep in read()", asleep, what);
+    if (!check(br->result == (ssize_t)len && memcmp(br->buf, data, len) == 0,
+               "EINTR: %s retries after SIGUSR1 without SA_RESTART and "
                "returns all %zu bytes",
-               len)) {
-        diag("readn returned %zd, errno %s", br.result, errname(br.err));
-        diag_bytes("got", br.buf, br.result > 0 ? (size_t)br.result : 0);
+               what, len)) {
+        diag("%s returned %zd, errno %s", what, br->result, errname(br->err));
+        diag_bytes("got", br->buf, br->result > 0 ? (size_t)br->result : 0);
     }
     close(sv[0]);
     close(sv[1]);
 }
 
+static void test_readn_retries_after_eintr(void)
+{
+    static const char data[] = "readn, interrupted twice over";
+    struct blocked_read br = {.want = sizeof data - 1};
+    int sv[2];
+
+    make_pair(sv);
+    br.fd = sv[1];
+    check_read_retries(&br, sv, data, 10, "readn");
+}
+
 static void test_readline_retries_after_eintr(void)
 {
     static const char data[] = "readline, interrupted twice over\n";
-    const size_t len = sizeof data - 1, first = 12;
     struct line_reader lr;
     struct blocked_read br = {.lr = &lr};
-    pthread_t th;
     int sv[2];
 
     make_pair(sv);
     readline_init(&lr, sv[1]);
-    start_blocked_read(&th, &br);
-    pid_t tid = wait_for_tid(&br.tid);
-    int asleep = interrupt_while_blocked(th, tid, 3);
-    put(sv[0], data, first);
-    asleep += interrupt_while_blocked(th, tid, 2);
-    put(sv[0], data + first, len - first);
-    pthread_join(th, NULL);
-    diag("%d of 5 signals met readline() asleep in read()", asleep);
-    if (!check(br.result == (ssize_t)len && memcmp(br.buf, data, len) == 0,
-               "EINTR: readline retries after SIGUSR1 without SA_RESTART "
-               "and returns the whole line")) {
-        diag("readline returned %zd, errno %s", br.result, errname(br.err));
-        diag_bytes("got", br.buf, br.result > 0 ? (size_t)br.result : 0);
-    }
-    close(sv[0]);
-    close(sv[1]);
+    check_read_retries(&br, sv, data, 12, "readline");
 }
 
 /* ---- readline ----------------------------------------------------------- */
