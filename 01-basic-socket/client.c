@@ -33,7 +33,7 @@ int main(int argc, char **argv)
         9001};
     struct net_options opt;
     struct line_reader in;
-    char line[MAXLINE], echoed[MAXLINE];
+    char line[MAXLINE], echoed[MAXLINE], where[SOCK_NTOP_LEN + 256];
     ssize_t n, got;
     int sockfd, gai_err;
 
@@ -44,7 +44,8 @@ int main(int argc, char **argv)
     if (sockfd == -1 && gai_err != 0)
         err_quit("cannot resolve %s: %s", opt.host, gai_strerror(gai_err));
     if (sockfd == -1)
-        err_sys("cannot connect to %s port %s", opt.host, opt.port);
+        err_sys("cannot connect to %s",
+                host_port(opt.host, opt.port, where, sizeof where));
 
     readline_init(&in, STDIN_FILENO);
     while ((n = readline(&in, line, sizeof line)) > 0) {

@@ -106,6 +106,15 @@ char *sock_ntop(const struct sockaddr *sa, socklen_t salen, char *buf,
     return buf;
 }
 
+char *host_port(const char *host, const char *port, char *buf, size_t size)
+{
+    if (strchr(host, ':') != NULL)
+        snprintf(buf, size, "[%s]:%s", host, port);
+    else
+        snprintf(buf, size, "%s:%s", host, port);
+    return buf;
+}
+
 bool accept_error_is_transient(int err)
 {
     switch (err) {

@@ -28,6 +28,11 @@ int tcp_connect(const char *host, const char *port, int *gai_err);
 char *sock_ntop(const struct sockaddr *sa, socklen_t salen, char *buf,
                 size_t size);
 
+/* Writes host and port as one would type them, "localhost:9001" or, for an
+ * IPv6 literal, "[::1]:9001", into buf and returns buf: for messages about
+ * an address given on the command line. */
+char *host_port(const char *host, const char *port, char *buf, size_t size);
+
 /* True for the errors accept() reports on behalf of one connection that
  * died before we took it (ECONNABORTED, and the network errors Linux passes
  * up): log them and accept the next one. */

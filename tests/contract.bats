@@ -209,6 +209,7 @@ stats_line_is() {
     stop_server
     run --separate-stderr timeout 20 "$CLIENT" -p "$port" </dev/null
     assert_failure 1
+    [[ $stderr == *"127.0.0.1:$port"* ]] || fail "address missing: $stderr"
     [[ $stderr == *"Connection refused"* ]] || fail "reason missing: $stderr"
     [[ $(wc -l <<<"$stderr") -eq 1 ]] || fail "more than one line: $stderr"
 }

@@ -1209,6 +1209,20 @@ static bool ntop_gives(const void *sa, socklen_t salen, const char *want)
     return false;
 }
 
+static void test_host_port(void)
+{
+    char buf[64], small[8];
+
+    check(strcmp(host_port("localhost", "9001", buf, sizeof buf),
+                 "localhost:9001") == 0,
+          "host_port: a name or IPv4 address gives host:port");
+    check(strcmp(host_port("::1", "9001", buf, sizeof buf), "[::1]:9001") == 0,
+          "host_port: an IPv6 literal is put in brackets");
+    check(strcmp(host_port("127.0.0.1", "9001", small, sizeof small),
+                 "127.0.0") == 0,
+          "host_port: a small buffer is cut, NUL-terminated");
+}
+
 static void test_sock_ntop_ipv4(void)
 {
     struct sockaddr_in sin = ipv4_addr("127.0.0.1", 9001);
@@ -2312,6 +2326,7 @@ int main(int argc, char **argv)
     test_sock_ntop_longest_ipv6_fits();
     test_sock_ntop_short_salen_or_unknown_family();
     test_sock_ntop_truncates_safely();
+    test_host_port();
 
     test_tcp_listen_and_connect_on("127.0.0.1", false);
     test_tcp_listen_and_connect_on("::1", true);
