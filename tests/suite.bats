@@ -22,7 +22,7 @@ load helpers
     assert_success
     local lesson
     for lesson in $(all_lessons); do
-        assert_line --regexp "^$lesson +.* ok  22 conns, "
+        assert_line --regexp "^$lesson +.* ok: 22 conns, "
     done
     assert_line "tour: every lesson echoed every byte"
 }
