@@ -33,7 +33,7 @@ int main(int argc, char **argv)
         9001};
     struct net_options opt;
     struct line_reader in;
-    char line[MAXLINE], echoed[MAXLINE], where[SOCK_NTOP_LEN + 256];
+    char line[MAXLINE], echoed[MAXLINE], where[HOST_PORT_LEN];
     ssize_t n, got;
     int sockfd, gai_err;
 

@@ -166,7 +166,8 @@ int main(int argc, char **argv)
             if (stop_requested())
                 break; /* the handler shut the listener down */
             if (errno == EMFILE || errno == ENFILE) {
-                err_msg("out of descriptors: the waiting client not served");
+                err_msg(
+                    "out of descriptors: the waiting client was not served");
                 continue;
             }
             if (accept_error_is_transient(errno)) {

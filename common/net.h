@@ -32,6 +32,8 @@ char *sock_ntop(const struct sockaddr *sa, socklen_t salen, char *buf,
  * IPv6 literal, "[::1]:9001", into buf and returns buf: for messages about
  * an address given on the command line. */
 char *host_port(const char *host, const char *port, char *buf, size_t size);
+/* Room for a 255-byte DNS name in brackets, ':', a port and the NUL. */
+#define HOST_PORT_LEN (255 + 2 + 1 + 5 + 1)
 
 /* True for the errors accept() reports on behalf of one connection that
  * died before we took it (ECONNABORTED, and the network errors Linux passes
