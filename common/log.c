@@ -139,5 +139,12 @@ void log_closed(const char *peer, unsigned long long nbytes)
 
 void log_stats(unsigned long long nconns, unsigned long long nbytes)
 {
-    logmsg("served %llu connections, echoed %llu bytes", nconns, nbytes);
+    log_stats_more(nconns, nbytes, NULL);
+}
+
+void log_stats_more(unsigned long long nconns, unsigned long long nbytes,
+                    const char *more)
+{
+    logmsg("served %llu connections, echoed %llu bytes%s%s", nconns, nbytes,
+           more ? ", " : "", more ? more : "");
 }

@@ -37,5 +37,9 @@ void log_accepted(const char *peer);
 void log_closed(const char *peer, unsigned long long nbytes);
 /* "served 3 connections, echoed 36 bytes": the server's last line. */
 void log_stats(unsigned long long nconns, unsigned long long nbytes);
+/* The same line with a lesson's own counters after a comma: "served 3
+ * connections, echoed 36 bytes, 9 epoll_wait calls". more may be NULL. */
+void log_stats_more(unsigned long long nconns, unsigned long long nbytes,
+                    const char *more);
 
 #endif

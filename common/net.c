@@ -115,6 +115,15 @@ char *host_port(const char *host, const char *port, char *buf, size_t size)
     return buf;
 }
 
+int set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags == -1)
+        return -1;
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
 bool accept_error_is_transient(int err)
 {
     switch (err) {
@@ -145,22 +154,9 @@ int spare_fd_reserve(void)
     return spare_fd == -1 ? -1 : 0;
 }
 
-int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen)
+int shed_connection(int listenfd)
 {
-    struct pollfd pfd = {.fd = listenfd, .events = POLLIN};
     int fd, saved;
-
-    /* accept() takes a descriptor before it looks for a connection, so
-     * EMFILE says nothing about the queue: wait for a connection first. */
-    while (poll(&pfd, 1, -1) == -1) {
-        /* A stop signal shuts the listener down, which poll() reports as
-         * an event: after EINTR, polling again is safe. */
-        if (errno != EINTR)
-            return -1;
-    }
-    fd = accept4(listenfd, sa, salen, SOCK_CLOEXEC);
-    if (fd != -1 || (errno != EMFILE && errno != ENFILE))
-        return fd;
 
     if (spare_fd == -1 && spare_fd_reserve() == -1) {
         /* No spare to give up, not even now. Retrying at once would spin,
@@ -175,10 +171,32 @@ int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen)
     close(spare_fd);
     spare_fd = -1;
     fd = accept4(listenfd, NULL, NULL, SOCK_CLOEXEC);
-    saved = fd == -1 ? errno : EMFILE;
+    saved = errno;
     if (fd != -1)
         close(fd);
     spare_fd_reserve();
     errno = saved;
+    return fd == -1 ? -1 : 0;
+}
+
+int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen)
+{
+    struct pollfd pfd = {.fd = listenfd, .events = POLLIN};
+    int fd;
+
+    /* accept() takes a descriptor before it looks for a connection, so
+     * EMFILE says nothing about the queue: wait for a connection first. */
+    while (poll(&pfd, 1, -1) == -1) {
+        /* A stop signal shuts the listener down, which poll() reports as
+         * an event: after EINTR, polling again is safe. */
+        if (errno != EINTR)
+            return -1;
+    }
+    fd = accept4(listenfd, sa, salen, SOCK_CLOEXEC);
+    if (fd != -1 || (errno != EMFILE && errno != ENFILE))
+        return fd;
+    if (shed_connection(listenfd) == -1)
+        return -1;
+    errno = EMFILE;
     return -1;
 }

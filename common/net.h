@@ -35,6 +35,10 @@ char *host_port(const char *host, const char *port, char *buf, size_t size);
 /* Room for a 255-byte DNS name in brackets, ':', a port and the NUL. */
 #define HOST_PORT_LEN (255 + 2 + 1 + 5 + 1)
 
+/* Sets O_NONBLOCK on fd: reads and writes then fail with EAGAIN instead of
+ * waiting. Returns 0, or -1 with errno set. */
+int set_nonblocking(int fd);
+
 /* True for the errors accept() reports on behalf of one connection that
  * died before we took it (ECONNABORTED, and the network errors Linux passes
  * up): log them and accept the next one. */
@@ -56,5 +60,12 @@ bool accept_error_is_transient(int err);
  * has shut the listener down). Call both from the one thread that accepts. */
 int spare_fd_reserve(void);
 int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen);
+
+/* The same way out for a server whose listener is non-blocking and watched
+ * by select(), poll() or epoll: call it after accept() failed with EMFILE or
+ * ENFILE. It gives up the spare, accepts the next waiting connection, closes
+ * it at once and takes the spare back. Returns 0 when it turned a client
+ * away; -1 with errno EAGAIN when none was waiting, or another errno. */
+int shed_connection(int listenfd);
 
 #endif

@@ -15,6 +15,19 @@
 static atomic_bool stopping;
 _Static_assert(STOP_NSLOTS == 2, "initialise every slot to -1");
 static atomic_int wake_fds[STOP_NSLOTS] = {-1, -1};
+/* The array of stop_wake_fds(); its length is stored last and read first,
+ * so that a handler that sees a length also sees the array. */
+static atomic_int *_Atomic more_fds;
+static atomic_size_t n_more_fds;
+
+static void wake(atomic_int *slots, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int fd = atomic_load(&slots[i]);
+        if (fd != -1)
+            shutdown(fd, SHUT_RDWR);
+    }
+}
 
 static void on_stop_signal(int signo)
 {
@@ -22,11 +35,10 @@ static void on_stop_signal(int signo)
 
     (void)signo;
     atomic_store(&stopping, true);
-    for (int i = 0; i < STOP_NSLOTS; i++) {
-        int fd = atomic_load(&wake_fds[i]);
-        if (fd != -1)
-            shutdown(fd, SHUT_RDWR);
-    }
+    wake(wake_fds, STOP_NSLOTS);
+    size_t n = atomic_load(&n_more_fds);
+    if (n > 0)
+        wake(atomic_load(&more_fds), n);
     errno = saved;
 }
 
@@ -60,6 +72,13 @@ void signals_init(void)
 void stop_wake_fd(int slot, int fd)
 {
     atomic_store(&wake_fds[slot], fd);
+}
+
+void stop_wake_fds(atomic_int *slots, size_t n)
+{
+    atomic_store(&n_more_fds, 0);
+    atomic_store(&more_fds, slots);
+    atomic_store(&n_more_fds, n);
 }
 
 bool stop_requested(void)

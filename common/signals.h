@@ -18,7 +18,9 @@
 #ifndef SIGNALS_H
 #define SIGNALS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* The registered sockets: the listener, and the one connection a blocking
  * single-threaded server is serving. */
@@ -36,6 +38,13 @@ void signals_init(void);
 /* On SIGINT/SIGTERM, shutdown(fd) will be called; fd -1 clears the slot.
  * Clear a slot before closing its descriptor. */
 void stop_wake_fd(int slot, int fd);
+
+/* For a server whose threads each block on a connection of their own (03's
+ * workers): on SIGINT/SIGTERM the handler also shuts down every descriptor
+ * held in slots[0 .. n-1] that is not -1. Register once, before the threads
+ * start; each thread stores its connection's descriptor in its own slot
+ * while it serves it, and -1 before closing it. */
+void stop_wake_fds(atomic_int *slots, size_t n);
 
 /* True once SIGINT or SIGTERM has arrived. Safe to call from any thread. */
 bool stop_requested(void);

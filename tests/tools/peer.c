@@ -9,6 +9,18 @@
  *       Connects, sends up to BYTES without blocking and without reading,
  *       waits until some echo has come back (so the server is mid-transfer),
  *       then closes with SO_LINGER {1, 0}: the kernel sends RST, not FIN.
+ *   peer flood HOST PORT BYTES
+ *       Connects and prints "connected LOCALPORT", then writes BYTES and
+ *       never reads: the client that stops reading. Prints "sent BYTES"
+ *       if the writes ever finish, then waits to be killed.
+ *   peer crowd HOST PORT N
+ *       Opens N connections at once (raising its own descriptor limit),
+ *       prints "connected N", then in two rounds sends a message of its
+ *       own on every connection still open and reads the echoes, printing
+ *       "round R: E echoed, C closed, W wrong" (closed: the server ended
+ *       the connection before echoing). It holds the connections until
+ *       EOF on its stdin, then half-closes every one, waits for the server
+ *       to close them all, and prints "done".
  *
  * Each line printed is flushed at once: tests wait for them. Every mode
  * gives up after a minute (alarm), so a test can never hang on a peer.
@@ -19,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -110,10 +123,134 @@ static int reset(const char *host, const char *port, long bytes)
     return 0;
 }
 
+static int flood(const char *host, const char *port, long bytes)
+{
+    int fd = connect_to(host, port);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char name[SOCK_NTOP_LEN], buf[65536];
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+        err_sys("getsockname");
+    sock_ntop((struct sockaddr *)&ss, len, name, sizeof name);
+    printf("connected %s\n", strrchr(name, ':') + 1);
+    fflush(stdout);
+    memset(buf, 'f', sizeof buf);
+    for (long left = bytes; left > 0;) {
+        size_t chunk = left < (long)sizeof buf ? (size_t)left : sizeof buf;
+        ssize_t put = write(fd, buf, chunk);
+        if (put == -1)
+            err_sys("write");
+        left -= put;
+    }
+    printf("sent %ld\n", bytes);
+    fflush(stdout);
+    pause();
+    return 0;
+}
+
+/* One connection of the crowd: its message and how much came back. */
+struct member {
+    int fd;
+    char msg[32];
+    size_t len, got;
+    enum { OPEN, CLOSED } state;
+};
+
+/* Sends every open member its message and reads the echoes back; prints
+ * one line for the round. */
+static void crowd_round(struct member *m, long n, int round)
+{
+    struct pollfd *pfds = calloc((size_t)n, sizeof *pfds);
+    long echoed = 0, closed = 0, wrong = 0, waiting = 0;
+    char buf[64];
+
+    if (pfds == NULL)
+        err_sys("calloc");
+    for (long i = 0; i < n; i++) {
+        pfds[i].fd = -1;
+        if (m[i].state != OPEN)
+            continue;
+        m[i].len = (size_t)snprintf(m[i].msg, sizeof m[i].msg,
+                                    "round %d member %ld\n", round, i);
+        m[i].got = 0;
+        if (writen(m[i].fd, m[i].msg, m[i].len) == -1) {
+            m[i].state = CLOSED; /* reset by the server already */
+            closed++;
+            continue;
+        }
+        pfds[i] = (struct pollfd){.fd = m[i].fd, .events = POLLIN};
+        waiting++;
+    }
+    while (waiting > 0) {
+        if (poll(pfds, (nfds_t)n, -1) == -1)
+            err_sys("poll");
+        for (long i = 0; i < n; i++) {
+            if (pfds[i].fd == -1 || pfds[i].revents == 0)
+                continue;
+            ssize_t got = read(m[i].fd, buf, m[i].len - m[i].got);
+            if (got <= 0) {
+                m[i].state = CLOSED;
+                closed++;
+            } else if (memcmp(buf, m[i].msg + m[i].got, (size_t)got) != 0) {
+                m[i].state = CLOSED;
+                wrong++;
+            } else if ((m[i].got += (size_t)got) < m[i].len) {
+                continue;
+            } else {
+                echoed++;
+            }
+            pfds[i].fd = -1;
+            waiting--;
+        }
+    }
+    printf("round %d: %ld echoed, %ld closed, %ld wrong\n", round, echoed,
+           closed, wrong);
+    fflush(stdout);
+    free(pfds);
+}
+
+static int crowd(const char *host, const char *port, long n)
+{
+    struct member *m = calloc((size_t)n, sizeof *m);
+    struct rlimit rl;
+    char buf[64];
+
+    if (m == NULL)
+        err_sys("calloc");
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        err_sys("getrlimit");
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+        err_sys("setrlimit");
+    for (long i = 0; i < n; i++)
+        m[i].fd = connect_to(host, port);
+    printf("connected %ld\n", n);
+    fflush(stdout);
+    crowd_round(m, n, 1);
+    crowd_round(m, n, 2);
+    while (read(STDIN_FILENO, buf, sizeof buf) > 0)
+        ;
+    /* Half-close and wait for the server's close: the server closes
+     * first, so TIME_WAIT lands on its side, not on our ports. */
+    for (long i = 0; i < n; i++) {
+        if (m[i].state == OPEN && shutdown(m[i].fd, SHUT_WR) == -1)
+            err_sys("shutdown");
+        while (m[i].state == OPEN && read(m[i].fd, buf, sizeof buf) > 0)
+            ;
+        close(m[i].fd);
+    }
+    say("done");
+    free(m);
+    return 0;
+}
+
 static _Noreturn void usage(void)
 {
     fprintf(stderr, "usage: peer hold HOST PORT [MESSAGE]\n"
-                    "       peer reset HOST PORT BYTES\n");
+                    "       peer reset HOST PORT BYTES\n"
+                    "       peer flood HOST PORT BYTES\n"
+                    "       peer crowd HOST PORT N\n");
     exit(2);
 }
 
@@ -124,10 +261,13 @@ int main(int argc, char **argv)
     alarm(GIVE_UP_SECONDS);
     if (argc >= 4 && argc <= 5 && strcmp(argv[1], "hold") == 0)
         return hold(argv[2], argv[3], argc == 5 ? argv[4] : "hello\n");
-    if (argc == 5 && strcmp(argv[1], "reset") == 0) {
-        if (parse_number(argv[4], 1, 1L << 30, &bytes) == -1)
-            usage();
+    if (argc != 5 || parse_number(argv[4], 1, 1L << 30, &bytes) == -1)
+        usage();
+    if (strcmp(argv[1], "reset") == 0)
         return reset(argv[2], argv[3], bytes);
-    }
+    if (strcmp(argv[1], "flood") == 0)
+        return flood(argv[2], argv[3], bytes);
+    if (strcmp(argv[1], "crowd") == 0)
+        return crowd(argv[2], argv[3], bytes);
     usage();
 }
