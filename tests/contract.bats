@@ -273,6 +273,55 @@ all_closed() {
 }
 fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
 
+# queues LOCALPORT PEERPORT: "RECVQ SENDQ" of one established socket.
+queues() {
+    ss -Htn state established "( sport = :$1 and dport = :$2 )" |
+        awk '{ print $1, $2 }'
+}
+# backed_up PORT PEERPORT: every queue of a non-reading client's connection
+# holds bytes: the server's side has unread input and unsent output, the
+# client's side unsent input. The server has stopped reading from it.
+backed_up() {
+    local srv cli
+    read -ra srv <<<"$(queues "$1" "$2")"
+    read -ra cli <<<"$(queues "$2" "$1")"
+    ((${srv[0]:-0} > 0 && ${srv[1]:-0} > 0 && ${cli[1]:-0} > 0))
+}
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+@test "$L: a client that never reads stalls nobody else and costs bounded memory" {
+    [[ $LESSON != 01-* ]] ||
+        skip "01 serves one client at a time: its documented limit"
+    start_server "$LESSON"
+    local base fport
+    base=$(rss_kb "$SERVER_PID")
+    # 64 MiB is far more than the kernel's buffers on both sides can hold
+    # (some 8 MiB here): the rest can only wait in the client, or pile up
+    # in a server that does not stop reading.
+    spawn "$BATS_TEST_TMPDIR/flood.out" "$BATS_TEST_TMPDIR/flood.err" \
+        "$PEER" flood 127.0.0.1 "$PORT" $((64 << 20))
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/flood.out" '^connected '
+    fport=$(sed -n 's/^connected //p' "$BATS_TEST_TMPDIR/flood.out")
+    wait_for 30 backed_up "$PORT" "$fport"
+
+    # Others are served in full meanwhile, through nc and the own client.
+    random_file "$BATS_TEST_TMPDIR/in" $((1 << 20))
+    nc_echo "$PORT" <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out"
+    cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
+    timeout "$NET_TIMEOUT" "$CLIENT" -p "$PORT" \
+        <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out2"
+    cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out2"
+
+    # The flood is still held back, and the server did not swallow it.
+    backed_up "$PORT" "$fport"
+    ! log_has "$BATS_TEST_TMPDIR/flood.out" '^sent '
+    if [[ $LESSON != 02-* ]]; then # 02's memory for it is in a child
+        local grew=$(($(rss_kb "$SERVER_PID") - base))
+        ((grew < 8192)) || fail "the server's RSS grew by $grew KiB"
+    fi
+    kill -0 "$SERVER_PID"
+}
+
 # listen_queue PORT: connections the kernel holds for accept() (the LISTEN
 # socket's Recv-Q).
 listen_queue() { ss -Htln "sport = :$1" | awk '{ print $2 }'; }
