@@ -1,0 +1,216 @@
+/* 05-poll/server.c -- one thread, poll() over an array of every socket.
+ *
+ * Model:   one process, one thread, every socket non-blocking, as in 04.
+ *          The thread sleeps in poll() on an array of struct pollfd, one
+ *          entry per socket, then does for each ready one only what will
+ *          not block: one read(), or the write() of what is pending.
+ * Cost:    one descriptor, one struct conn and one pollfd per client, and
+ *          pending output up to CONN_HIGH_WATER plus one read. No
+ *          FD_SETSIZE cap: the array grows with the clients, up to the
+ *          descriptor limit (ulimit -n). But every call still copies the
+ *          whole array into the kernel and back, and the kernel and the
+ *          server both scan all of it: O(clients) per round, however few
+ *          are ready.
+ * Observe: strace -e trace=poll ./05-poll/server
+ *            one poll() per round; its array, printed in full, grows by
+ *            one entry per client connected.
+ * See also: 04-select (before), 06-epoll-lt-et (after), common/conn.c for
+ *          the output buffer and its high-water mark.
+ *
+ * Run it:  ./05-poll/server            (Ctrl-C to stop)
+ *          printf 'hello\n' | nc -N 127.0.0.1 9005
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "net.h"
+#include "options.h"
+#include "signals.h"
+
+enum { LISTEN_BACKLOG = 1024 };
+
+/* How much one read() takes from one client before poll() is asked
+ * again: a client with much to send cannot monopolise the thread. */
+enum { READ_SIZE = 16384 };
+
+struct server {
+    int listenfd;        /* non-blocking */
+    struct conn **conns; /* every client, in no order: conns[0 .. n-1] */
+    struct pollfd *pfds; /* pfds[0]: the listener; pfds[i + 1]: conns[i] */
+    size_t nconns, cap;
+    unsigned long long served, echoed; /* for the stats line */
+};
+
+/* Takes c into the table; false (and c untouched) if memory ran out. */
+static bool add_conn(struct server *s, struct conn *c)
+{
+    if (s->nconns == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        struct conn **bigger = realloc(s->conns, cap * sizeof *bigger);
+        if (bigger == NULL)
+            return false;
+        s->conns = bigger;
+        struct pollfd *more = realloc(s->pfds, (cap + 1) * sizeof *more);
+        if (more == NULL)
+            return false;
+        s->pfds = more;
+        s->cap = cap;
+    }
+    c->index = s->nconns;
+    s->conns[s->nconns++] = c;
+    s->pfds[s->nconns] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+    return true;
+}
+
+/* Logs and frees c. The last connection, and its pollfd, move into its
+ * place, so the array stays dense: a loop over it must look at the same
+ * index again. */
+static void close_conn(struct server *s, struct conn *c)
+{
+    struct conn *last = s->conns[--s->nconns];
+
+    last->index = c->index;
+    s->conns[c->index] = last;
+    s->pfds[c->index + 1] = s->pfds[s->nconns + 1];
+    if (c->error != 0 && !stop_requested()) {
+        errno = c->error;
+        err_ret("%s %s", c->failed_call, c->peer);
+    }
+    s->echoed += c->nbytes;
+    log_closed(c->peer, c->nbytes);
+    conn_free(c);
+}
+
+/* Takes one client the listener has queued, returning false when there is
+ * nothing more to take now. A failure concerns one client at most. */
+static bool accept_one(struct server *s)
+{
+    struct sockaddr_storage cliaddr;
+    socklen_t clilen = sizeof cliaddr;
+    struct conn *c;
+    int connfd = accept4(s->listenfd, (struct sockaddr *)&cliaddr, &clilen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (connfd == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || stop_requested())
+            return false;
+        if (errno == EMFILE || errno == ENFILE) {
+            /* The client stays queued and the listener readable: without
+             * the spare descriptor, poll() would return at once forever. */
+            err_ret("accept");
+            if (shed_connection(s->listenfd) == -1)
+                return false;
+            err_msg("out of descriptors: a waiting client was turned away");
+            return true;
+        }
+        if (accept_error_is_transient(errno)) {
+            err_ret("accept"); /* that client is gone; try the next */
+            return true;
+        }
+        err_sys("accept");
+    }
+    c = conn_new(connfd, (struct sockaddr *)&cliaddr, clilen);
+    if (c == NULL || !add_conn(s, c)) {
+        err_ret("no memory for a client");
+        if (c != NULL)
+            conn_free(c);
+        else
+            close(connfd);
+        return true;
+    }
+    s->served++;
+    log_accepted(c->peer);
+    return true;
+}
+
+/* What poll() should watch for on c; see conn.h. */
+static short interest(const struct conn *c)
+{
+    return (short)((conn_wants_read(c) ? POLLIN : 0) |
+                   (conn_wants_write(c) ? POLLOUT : 0));
+}
+
+/* One round: wait until something is ready, then serve it. */
+static void serve_round(struct server *s)
+{
+    /* Unlike select()'s sets, the array survives the call: poll() reads
+     * events and writes its answer to revents. So it is kept from round
+     * to round, and an entry changes only when its connection's does. */
+    if (poll(s->pfds, s->nconns + 1, -1) == -1) {
+        if (errno == EINTR)
+            return; /* a signal: the caller looks at the stop flag */
+        err_sys("poll");
+    }
+
+    for (size_t i = 0; i < s->nconns;) {
+        struct conn *c = s->conns[i];
+        struct pollfd *p = &s->pfds[i + 1];
+        /* An error or hang-up is reported whatever was asked for: the
+         * next read() or write() says which, and ends the connection. */
+        if ((p->revents & (POLLIN | POLLHUP | POLLERR)) && conn_wants_read(c))
+            conn_read(c, READ_SIZE);
+        if ((p->revents & (POLLOUT | POLLHUP | POLLERR)) && conn_wants_write(c))
+            conn_flush(c);
+        if (conn_finished(c)) {
+            close_conn(s, c); /* the last one moved to i: look again */
+        } else {
+            if (p->revents != 0)
+                p->events = interest(c);
+            i++;
+        }
+    }
+    /* Accepting last, as in 04: the loop above then sees only the entries
+     * this poll() answered for. */
+    if (s->pfds[0].revents != 0)
+        while (accept_one(s))
+            ;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct program_info pi = {
+        "05-poll", "an echo server: one thread, poll() over all sockets", 9005};
+    struct net_options opt;
+    struct server s = {0};
+    char where[HOST_PORT_LEN];
+    int gai_err;
+
+    parse_server_options(argc, argv, &pi, &opt, NULL, NULL, NULL);
+    signals_init();
+    s.listenfd = tcp_listen(opt.host, opt.port, LISTEN_BACKLOG, &gai_err);
+    if (s.listenfd == -1 && gai_err != 0)
+        err_quit("cannot resolve %s: %s", opt.host, gai_strerror(gai_err));
+    if (s.listenfd == -1)
+        err_sys("cannot listen on %s",
+                host_port(opt.host, opt.port, where, sizeof where));
+    if (set_nonblocking(s.listenfd) == -1)
+        err_sys("fcntl O_NONBLOCK");
+    s.pfds = malloc(sizeof *s.pfds);
+    if (s.pfds == NULL)
+        err_sys("malloc");
+    s.pfds[0] = (struct pollfd){.fd = s.listenfd, .events = POLLIN};
+    stop_wake_fd(STOP_LISTEN, s.listenfd);
+    if (spare_fd_reserve() == -1)
+        err_sys("open spare descriptor");
+    log_listening(s.listenfd);
+
+    /* The stop handler shuts the listener down, which poll() reports as
+     * readable: the loop wakes and sees the flag. */
+    while (!stop_requested())
+        serve_round(&s);
+
+    while (s.nconns > 0)
+        close_conn(&s, s.conns[s.nconns - 1]);
+    free(s.conns);
+    free(s.pfds);
+    stop_wake_fd(STOP_LISTEN, -1);
+    close(s.listenfd);
+    log_stats(s.served, s.echoed);
+    return 0;
+}

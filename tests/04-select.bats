@@ -1,0 +1,43 @@
+#!/usr/bin/env bats
+# tests/04-select.bats -- what lesson 04 claims (LESSONS.md, row 04): one
+# thread serves many clients by waiting for readiness; a descriptor at or
+# above FD_SETSIZE is refused cleanly, never passed to FD_SET. (A client
+# that never reads is the contract's test, run against every lesson.)
+
+load helpers
+load multiplexing
+
+LESSON=04-select
+
+setup() {
+    need_nc
+}
+
+@test "04-select: 100 concurrent clients are served by one thread" {
+    start_server "$LESSON"
+    crowd_expect 100 100
+    threads_of "$SERVER_PID" 1
+    [[ $(pgrep -c -g "$SERVER_PID") -eq 1 ]] || fail "more than one process"
+    crowd_leave
+    wait_for 20 all_closed "$SERVER_LOG"
+}
+
+@test "04-select: past FD_SETSIZE clients are refused with a log line while the first keep echoing" {
+    start_server "$LESSON"
+    # Room for 2048 descriptors: the limit is no longer ulimit -n, but the
+    # fd_set's 1024 bits.
+    prlimit --pid "$SERVER_PID" --nofile=2048:
+    local n=1100 base echoed
+    base=$(fd_count "$SERVER_PID")
+    crowd_start "$n"
+    wait_for 60 log_has "$CROWD_OUT" '^round 2: '
+    # Descriptors base .. 1023 are served; the rest are closed at once.
+    echoed=$((1024 - base))
+    assert_crowd_round 1 "$echoed" $((n - echoed))
+    assert_crowd_round 2 "$echoed" 0
+    [[ $(log_count "$SERVER_LOG" 'descriptor 1024 is not below FD_SETSIZE \(1024\)$') -eq $((n - echoed)) ]] ||
+        fail "not one log line per refused client"
+    crowd_leave
+    run nc_echo "$PORT" <<<"still serving"
+    assert_output "still serving"
+}

@@ -1,0 +1,64 @@
+# tests/multiplexing.bash -- for the model tests of the lessons where one
+# thread serves many clients (04 onwards): a crowd of connections from one
+# peer process, and what to check about it.
+
+# crowd_start N: starts "peer crowd" with N connections to $PORT. It holds
+# them after its two rounds until crowd_leave. Sets CROWD_OUT.
+crowd_start() {
+    local fifo=$BATS_TEST_TMPDIR/crowd.in
+    CROWD_OUT=$BATS_TEST_TMPDIR/crowd.out
+    mkfifo "$fifo"
+    exec {CROWD_FD}<>"$fifo"
+    SPAWN_STDIN=$fifo spawn "$CROWD_OUT" "$BATS_TEST_TMPDIR/crowd.err" \
+        "$PEER" crowd 127.0.0.1 "$PORT" "$1"
+    CROWD_PID=$SPAWNED_PID
+}
+
+# assert_crowd_round R ECHOED CLOSED: the crowd's round R went so, and no
+# echo was wrong.
+assert_crowd_round() {
+    run grep "^round $1: " "$CROWD_OUT"
+    assert_output "round $1: $2 echoed, $3 closed, 0 wrong"
+}
+
+# crowd_expect N ECHOED: a crowd of N whose ECHOED connections echo in both
+# rounds (the others were refused); it stays connected.
+crowd_expect() {
+    crowd_start "$1"
+    wait_for 60 log_has "$CROWD_OUT" '^round 2: ' ||
+        fail "the crowd did not finish: $(cat "$BATS_TEST_TMPDIR/crowd.err")"
+    assert_crowd_round 1 "$2" $(($1 - $2))
+    assert_crowd_round 2 "$2" 0
+}
+
+# crowd_leave: the crowd half-closes its connections and waits until the
+# server has closed every one of them.
+crowd_leave() {
+    exec {CROWD_FD}>&-
+    wait_for 60 log_has "$CROWD_OUT" '^done$'
+    wait_for 20 exited "$CROWD_PID"
+}
+
+all_closed() {
+    [[ $(log_count "$1" '^accepted ') -eq $(log_count "$1" '^closed ') ]]
+}
+
+# threads_of PID N: the process has N threads.
+threads_of() {
+    local n
+    n=$(awk '/^Threads:/ { print $2 }' "/proc/$1/status")
+    [[ $n -eq $2 ]] || fail "$n threads, not $2"
+}
+
+fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
+
+# crowd_bytes N: what a crowd of N sends in its two rounds.
+crowd_bytes() {
+    local r i total=0
+    for r in 1 2; do
+        for ((i = 0; i < $1; i++)); do
+            total=$((total + ${#r} + ${#i} + 15))
+        done
+    done
+    echo "$total"
+}
