@@ -7,6 +7,7 @@
 #   make check         the same tests against ASan+UBSan builds, and TSan
 #                      builds of the lessons that start threads
 #   make tour          build, run every lesson, print one row each
+#   make bench         every model under the same load: bench/results/
 #   make format        reformat with .clang-format; make format-check checks
 #   make clean         remove everything built
 #
@@ -46,16 +47,19 @@ $(foreach l,$(LESSONS),$(eval $(call lesson_rules,$(l))))
 
 # Test programs: the common/ unit tests, built twice -- the second time
 # with a 7-byte line buffer so that short inputs reach readline's edges --
-# and the misbehaving peer the bats tests drive.
+# the misbehaving peer the bats tests drive, and the misbehaving server
+# that proves echo-bench notices.
 UNIT_TESTS := $(BIN_DIR)/build/unit/test_common \
 	$(BIN_DIR)/build/unit/test_common_tinybuf
-TOOLS := $(BIN_DIR)/build/tools/peer
+TOOLS := $(BIN_DIR)/build/tools/peer $(BIN_DIR)/build/tools/bad-echo
+# The benchmark: the load generator, and the chart drawer of bench/run.
+BENCH := $(BIN_DIR)/bench/echo-bench $(BIN_DIR)/bench/chart
 
-.PHONY: all test check tour format format-check clean test-programs
-all: $(PROGRAMS)
-test-programs: $(PROGRAMS) $(UNIT_TESTS) $(TOOLS)
+.PHONY: all test check tour bench format format-check clean test-programs
+all: $(PROGRAMS) $(BENCH)
+test-programs: $(PROGRAMS) $(UNIT_TESTS) $(TOOLS) $(BENCH)
 
-$(PROGRAMS) $(TOOLS):
+$(PROGRAMS) $(TOOLS) $(BENCH):
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -78,6 +82,10 @@ $(BIN_DIR)/build/unit/test_common_tinybuf: $(OBJ_DIR)/tiny/tests/unit/test_commo
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN_DIR)/build/tools/peer: $(OBJ_DIR)/tests/tools/peer.o $(COMMON_OBJ)
+$(BIN_DIR)/build/tools/bad-echo: $(OBJ_DIR)/tests/tools/bad-echo.o $(COMMON_OBJ)
+$(BIN_DIR)/bench/echo-bench: $(OBJ_DIR)/bench/echo-bench.o $(COMMON_OBJ)
+$(BIN_DIR)/bench/chart: $(OBJ_DIR)/bench/chart.o $(COMMON_OBJ)
+$(BIN_DIR)/bench/chart: LDLIBS += -lm
 
 test: test-programs
 	tests/run
@@ -109,6 +117,11 @@ endif
 tour: all
 	scripts/tour
 
+# The comparison of every model (bench/README.md): a few minutes; FULL=1
+# runs the whole matrix.
+bench: all
+	FULL=$(FULL) bench/run
+
 FORMAT_FILES = $(wildcard common/*.[ch] */*.c tests/*/*.c bench/*.c)
 format:
 	clang-format -i $(FORMAT_FILES)
@@ -116,6 +129,7 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf build $(addsuffix /server,$(LESSONS)) $(addsuffix /client,$(LESSONS))
+	rm -rf build $(addsuffix /server,$(LESSONS)) $(addsuffix /client,$(LESSONS)) \
+		$(BENCH)
 
 -include $(shell find $(OBJ_DIR) -name '*.d' 2>/dev/null)
