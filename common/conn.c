@@ -87,6 +87,10 @@ ssize_t conn_read(struct conn *c, size_t size)
     char buf[CONN_READ_MAX];
     ssize_t n, w = 0;
 
+    if (size == 0) {
+        errno = EINVAL; /* read() would return 0: "the client has gone" */
+        return -1;
+    }
     if (size > sizeof buf)
         size = sizeof buf;
     do {

@@ -42,7 +42,7 @@ struct conn {
     size_t out_cap;
     bool peer_done;            /* the client half-closed: read() gave 0 */
     int error;                 /* errno of the failed call, or 0 */
-    const char *failed_call;   /* "read" or "write" when error != 0 */
+    const char *failed_call;   /* "read", "write" or "malloc" */
     unsigned long long nbytes; /* bytes echoed (written back) */
     unsigned long long nreads, nwrites; /* system calls, for statistics */
     size_t index;                       /* the server's own bookkeeping */
@@ -56,7 +56,8 @@ struct conn *conn_new(int connfd, const struct sockaddr *sa, socklen_t salen);
 /* Closes the descriptor and frees everything. */
 void conn_free(struct conn *c);
 
-/* One read() of at most size bytes (capped at CONN_READ_MAX), and the echo
+/* One read() of at most size bytes (capped at CONN_READ_MAX; size 0 fails
+ * with EINVAL and changes nothing), and the echo
  * of what came: written at once where the socket takes it, the rest kept.
  * Returns the number of bytes read; 0 when the client half-closed (sets
  * peer_done); -1 with errno EAGAIN when there was nothing to read, or -1

@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "io.h"
 #include "log.h"
 #include "net.h"
@@ -1453,16 +1455,79 @@ enum {
     SHED_SERVES_AGAIN,
 };
 
-/* Runs out of descriptors with a connection queued, and sheds it. Lowers
- * RLIMIT_NOFILE, so it runs in a child: the parent's limit stays. */
+/* Descriptors on /dev/null that use up a lowered RLIMIT_NOFILE. Tests that
+ * lower the limit run in a child: the parent's limit stays. */
+enum { FILLERS_MAX = 64 };
+
+struct fillers {
+    int fd[FILLERS_MAX];
+    int n;
+    struct rlimit old; /* the limit to restore */
+};
+
+/* Opens /dev/null until open() fails with EMFILE: afterwards not one
+ * descriptor below the limit is free. */
+static void fill_up(struct fillers *f)
+{
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd == -1)
+            break;
+        if (f->n == FILLERS_MAX)
+            bail_out("the lowered limit does not hold");
+        f->fd[f->n++] = fd;
+    }
+    if (errno != EMFILE)
+        bail_out("filling the descriptor table");
+}
+
+/* Lowers RLIMIT_NOFILE to a few above the lowest free descriptor, then
+ * fills the table up to it. */
+static void fill_descriptor_table(struct fillers *f)
+{
+    struct rlimit low;
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    if (probe == -1 || getrlimit(RLIMIT_NOFILE, &f->old) == -1)
+        bail_out("open or getrlimit");
+    close(probe);
+    low = f->old;
+    low.rlim_cur = (rlim_t)probe + 8;
+    if (setrlimit(RLIMIT_NOFILE, &low) == -1)
+        bail_out("setrlimit");
+    f->n = 0;
+    fill_up(f);
+    printf("limit %d, %d fillers\n", (int)low.rlim_cur, f->n);
+}
+
+static void release_fillers(struct fillers *f)
+{
+    while (f->n > 0)
+        close(f->fd[--f->n]);
+    setrlimit(RLIMIT_NOFILE, &f->old);
+}
+
+/* Whether the client's end fd sees its connection closed, EOF or
+ * ECONNRESET, within IO_TIMEOUT_SEC. */
+static bool sees_closed(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    char c;
+    ssize_t n =
+        poll(&pfd, 1, IO_TIMEOUT_SEC * 1000) == 1 ? read(fd, &c, 1) : -2;
+
+    if (n == 0 || (n == -1 && errno == ECONNRESET))
+        return true;
+    printf("client's read: %zd, errno %s\n", n, errname(errno));
+    return false;
+}
+
+/* Runs out of descriptors with a connection queued, and sheds it. */
 static int shed_child(void *arg)
 {
-    enum { MAX_FILLERS = 64 };
-    int fillers[MAX_FILLERS];
-    int nfill = 0, failed = 0, gai;
-    struct rlimit old, low;
-    struct pollfd pfd = {.events = POLLIN};
-    char port[8], c;
+    struct fillers f;
+    int failed = 0, gai;
+    char port[8];
 
     (void)arg;
     int listenfd = tcp_listen("127.0.0.1", "0", 8, &gai);
@@ -1472,26 +1537,7 @@ static int shed_child(void *arg)
     int client = tcp_connect("127.0.0.1", port, &gai);
     if (client == -1)
         bail_out("tcp_connect");
-    /* The lowest free descriptor, and a limit a few above it. */
-    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (probe == -1 || getrlimit(RLIMIT_NOFILE, &old) == -1)
-        bail_out("open or getrlimit");
-    close(probe);
-    low = old;
-    low.rlim_cur = (rlim_t)probe + 8;
-    if (setrlimit(RLIMIT_NOFILE, &low) == -1)
-        bail_out("setrlimit");
-    for (;;) {
-        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd == -1)
-            break;
-        if (nfill == MAX_FILLERS)
-            bail_out("the lowered limit does not hold");
-        fillers[nfill++] = fd;
-    }
-    if (errno != EMFILE)
-        bail_out("filling the descriptor table");
-    printf("limit %d, %d fillers\n", (int)low.rlim_cur, nfill);
+    fill_descriptor_table(&f);
 
     int fd = accept(listenfd, NULL, NULL);
     if (fd != -1 || errno != EMFILE)
@@ -1503,13 +1549,8 @@ static int shed_child(void *arg)
         printf("accept_or_shed: %d, %s\n", fd, errname(errno));
         failed |= FAILED_BIT(SHED_RETURNS_0);
     }
-    pfd.fd = client;
-    ssize_t n =
-        poll(&pfd, 1, IO_TIMEOUT_SEC * 1000) == 1 ? read(client, &c, 1) : -2;
-    if (!(n == 0 || (n == -1 && errno == ECONNRESET))) {
-        printf("client's read: %zd\n", n);
+    if (!sees_closed(client))
         failed |= FAILED_BIT(SHED_CLIENT_CLOSED);
-    }
     fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fd != -1 || errno != EMFILE)
         failed |= FAILED_BIT(SHED_SPARE);
@@ -1518,8 +1559,8 @@ static int shed_child(void *arg)
 
     /* Descriptors free again (one for the client's socket, one for the
      * server's end): the next client is served, not shed. */
-    close(fillers[--nfill]);
-    close(fillers[--nfill]);
+    close(f.fd[--f.n]);
+    close(f.fd[--f.n]);
     int second = tcp_connect("127.0.0.1", port, &gai);
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -1534,9 +1575,7 @@ static int shed_child(void *arg)
     if (second != -1)
         close(second);
 
-    while (nfill > 0)
-        close(fillers[--nfill]);
-    setrlimit(RLIMIT_NOFILE, &old);
+    release_fillers(&f);
     close(client);
     close(listenfd);
     return failed;
@@ -1559,6 +1598,184 @@ static void test_shed_connection(void)
 
     run_child(shed_child, NULL, &c);
     check_child_bits(&c, "accept_or_shed", what, COUNT(what));
+}
+
+/* ---- set_nonblocking, shed_connection ----------------------------------- */
+
+enum {
+    NONBLOCK_RETURNS_0,
+    NONBLOCK_FLAG_SET,
+    NONBLOCK_FLAGS_KEPT,
+    NONBLOCK_EBADF,
+    NONBLOCK_READ_EAGAIN,
+};
+
+/* In a child, because the read at the end sleeps for ever if
+ * set_nonblocking() did nothing: the child's alarm then kills it. The pair
+ * has no receive timeout (make_pair's would turn a blocking read into
+ * EAGAIN too, only later). */
+static int nonblocking_child(void *arg)
+{
+    int failed = 0, flags, sv[2];
+    char c;
+
+    (void)arg;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+        bail_out("socketpair");
+    if (set_nonblocking(sv[0]) != 0)
+        failed |= FAILED_BIT(NONBLOCK_RETURNS_0);
+    flags = fcntl(sv[0], F_GETFL);
+    if (flags == -1 || !(flags & O_NONBLOCK))
+        failed |= FAILED_BIT(NONBLOCK_FLAG_SET);
+
+    /* O_APPEND is one of the few flags F_SETFL changes: it must stay. */
+    int fd = open("/dev/null", O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd == -1)
+        bail_out("open /dev/null");
+    if (set_nonblocking(fd) != 0 || (flags = fcntl(fd, F_GETFL)) == -1 ||
+        !(flags & O_APPEND) || !(flags & O_NONBLOCK))
+        failed |= FAILED_BIT(NONBLOCK_FLAGS_KEPT);
+
+    /* Just closed: nothing else runs here that could reuse the number. */
+    close(fd);
+    errno = 0;
+    int r = set_nonblocking(fd);
+    int err = errno;
+    printf("set_nonblocking on a closed descriptor: %d, errno %s\n", r,
+           errname(err));
+    if (r != -1 || err != EBADF)
+        failed |= FAILED_BIT(NONBLOCK_EBADF);
+
+    fflush(stdout); /* in case the read below never returns */
+    alarm(2);
+    errno = 0;
+    ssize_t n = read(sv[0], &c, 1);
+    err = errno;
+    alarm(0);
+    printf("read on the empty socket: %zd, errno %s\n", n, errname(err));
+    if (n != -1 || err != EAGAIN)
+        failed |= FAILED_BIT(NONBLOCK_READ_EAGAIN);
+    close(sv[0]);
+    close(sv[1]);
+    return failed;
+}
+
+static void test_set_nonblocking(void)
+{
+    static const char *const what[] = {
+        [NONBLOCK_RETURNS_0] = "returns 0 on a socket",
+        [NONBLOCK_FLAG_SET] = "F_GETFL then shows O_NONBLOCK",
+        [NONBLOCK_FLAGS_KEPT] = "the other status flags are kept "
+                                "(O_APPEND on /dev/null)",
+        [NONBLOCK_EBADF] = "a closed descriptor gives -1 with errno EBADF",
+        [NONBLOCK_READ_EAGAIN] = "read() on the empty socket then fails at "
+                                 "once with EAGAIN",
+    };
+    struct child c;
+
+    run_child(nonblocking_child, NULL, &c);
+    check_child_bits(&c, "set_nonblocking", what, COUNT(what));
+}
+
+enum {
+    SHED_NB_EAGAIN,
+    SHED_NB_SPARE_KEPT,
+    SHED_NB_RETURNS_0,
+    SHED_NB_CLIENT_CLOSED,
+    SHED_NB_SPARE_AGAIN,
+};
+
+/* Whether the spare descriptor is held: with every other descriptor taken,
+ * open() fails with EMFILE; had the spare been lost, its slot would be
+ * free and open() would take it. */
+static bool spare_is_held(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    if (fd == -1 && errno == EMFILE)
+        return true;
+    printf("open() at the limit: %d, errno %s\n", fd, errname(errno));
+    if (fd != -1)
+        close(fd);
+    return false;
+}
+
+/* shed_connection() as an event loop calls it: on a non-blocking listener,
+ * once with nobody waiting and once with a client queued, the descriptor
+ * table full both times. */
+static int shed_nonblocking_child(void *arg)
+{
+    struct fillers f;
+    int failed = 0, gai;
+    char port[8];
+
+    (void)arg;
+    int listenfd = tcp_listen("127.0.0.1", "0", 8, &gai);
+    if (listenfd == -1 || spare_fd_reserve() == -1)
+        bail_out("tcp_listen or spare_fd_reserve");
+    int flags = fcntl(listenfd, F_GETFL);
+    if (flags == -1 || fcntl(listenfd, F_SETFL, flags | O_NONBLOCK) == -1)
+        bail_out("fcntl O_NONBLOCK");
+    local_port(listenfd, port, sizeof port);
+    fill_descriptor_table(&f);
+
+    errno = 0;
+    int r = shed_connection(listenfd);
+    int err = errno;
+    printf("shed_connection, nobody waiting: %d, errno %s\n", r, errname(err));
+    if (r != -1 || err != EAGAIN)
+        failed |= FAILED_BIT(SHED_NB_EAGAIN);
+    if (!spare_is_held())
+        failed |= FAILED_BIT(SHED_NB_SPARE_KEPT);
+
+    /* Room for tcp_connect() (the resolver may want a descriptor of its
+     * own), then the table is filled up again behind the client. */
+    close(f.fd[--f.n]);
+    close(f.fd[--f.n]);
+    int client = tcp_connect("127.0.0.1", port, &gai);
+    if (client == -1)
+        bail_out("tcp_connect");
+    fill_up(&f);
+    int fd = accept4(listenfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd != -1 || errno != EMFILE)
+        bail_out("accept() with the table full did not fail with EMFILE");
+
+    errno = 0;
+    r = shed_connection(listenfd);
+    err = errno;
+    printf("shed_connection, a client waiting: %d, errno %s\n", r,
+           errname(err));
+    if (r != 0)
+        failed |= FAILED_BIT(SHED_NB_RETURNS_0);
+    if (!sees_closed(client))
+        failed |= FAILED_BIT(SHED_NB_CLIENT_CLOSED);
+    if (!spare_is_held())
+        failed |= FAILED_BIT(SHED_NB_SPARE_AGAIN);
+
+    release_fillers(&f);
+    close(client);
+    close(listenfd);
+    return failed;
+}
+
+static void test_shed_connection_nonblocking(void)
+{
+    static const char *const what[] = {
+        [SHED_NB_EAGAIN] = "with nobody waiting it returns -1 with errno "
+                           "EAGAIN",
+        [SHED_NB_SPARE_KEPT] = "...and takes the spare back: open() at the "
+                               "limit still fails with EMFILE",
+        [SHED_NB_RETURNS_0] = "with a client queued and no descriptor free, "
+                              "it returns 0",
+        [SHED_NB_CLIENT_CLOSED] = "the shed client sees EOF or ECONNRESET",
+        [SHED_NB_SPARE_AGAIN] = "the spare is held again afterwards: open() "
+                                "at the limit fails with EMFILE",
+    };
+    struct child c;
+
+    run_child(shed_nonblocking_child, NULL, &c);
+    check_child_bits(&c, "shed_connection (non-blocking listener)", what,
+                     COUNT(what));
 }
 
 /* ---- err_*, log_* ------------------------------------------------------- */
@@ -1616,6 +1833,20 @@ static int log_quiet_child(void *arg)
     log_accepted("127.0.0.1:40000");
     log_closed("127.0.0.1:40000", 12);
     log_stats(2, 10);
+    return 0;
+}
+
+static int log_stats_more_child(void *arg)
+{
+    log_stats_more(1, 2, arg);
+    return 0;
+}
+
+static int log_stats_more_quiet_child(void *arg)
+{
+    (void)arg;
+    log_set_quiet(true);
+    log_stats_more(1, 2, "3 reads");
     return 0;
 }
 
@@ -1775,6 +2006,28 @@ static void test_log_lines(void)
               stderr_is(&c, "served 2 connections, echoed 10 bytes\n"),
           "log_set_quiet(true): log_accepted and log_closed print nothing, "
           "log_stats still prints");
+}
+
+static void test_log_stats_more(void)
+{
+    struct child c;
+
+    run_child(log_stats_more_child, NULL, &c);
+    check(exited_with(&c, 0) &&
+              stderr_is(&c, "served 1 connections, echoed 2 bytes\n"),
+          "log_stats_more: more NULL prints the log_stats line, nothing "
+          "after it");
+    run_child(log_stats_more_child, (void *)"3 reads", &c);
+    check(exited_with(&c, 0) &&
+              stderr_is(&c, "served 1 connections, echoed 2 bytes, "
+                            "3 reads\n"),
+          "log_stats_more: \"3 reads\" is added after \", \"");
+    run_child(log_stats_more_quiet_child, NULL, &c);
+    check(exited_with(&c, 0) &&
+              stderr_is(&c, "served 1 connections, echoed 2 bytes, "
+                            "3 reads\n"),
+          "log_stats_more: prints after log_set_quiet(true), as log_stats "
+          "does");
 }
 
 static void test_log_listening(void)
@@ -2281,6 +2534,586 @@ static void test_signals_stop_connection(bool to_reader)
         diag_child(&c);
 }
 
+enum {
+    WAKE_FIRST_SHUT,
+    WAKE_AFTER_EMPTY_SLOT_SHUT,
+    WAKE_PEERS_SEE_EOF,
+    WAKE_BEYOND_N_LEFT,
+    WAKE_STOPPED,
+};
+
+/* Whether read() on fd returns 0, end of input, within timeout_ms. */
+static bool reads_eof(int fd, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    char c;
+    ssize_t n = poll(&pfd, 1, timeout_ms) == 1 ? read(fd, &c, 1) : -2;
+
+    if (n != 0)
+        printf("read on descriptor %d: %zd, errno %s\n", fd, n, errname(errno));
+    return n == 0;
+}
+
+/* A thread pool's slots: two connections, an idle slot (-1) between them,
+ * and a fourth slot past the n given to stop_wake_fds(), which the handler
+ * must not touch. */
+static int signals_wake_fds_child(void *arg)
+{
+    /* The handler has run when raise() returns: a socket it shut down
+     * is readable at once. The bound only keeps a failing run short. */
+    enum { WAIT_MS = 500 };
+    int a[2], b[2], d[2];
+    atomic_int slots[4];
+    int failed = 0;
+
+    (void)arg;
+    make_pair(a);
+    make_pair(b);
+    make_pair(d);
+    atomic_init(&slots[0], a[0]);
+    atomic_init(&slots[1], -1);
+    atomic_init(&slots[2], b[0]);
+    atomic_init(&slots[3], d[0]);
+    signals_init();
+    stop_wake_fds(slots, 3);
+    raise(SIGTERM);
+
+    if (!reads_eof(a[0], WAIT_MS))
+        failed |= FAILED_BIT(WAKE_FIRST_SHUT);
+    if (!reads_eof(b[0], WAIT_MS))
+        failed |= FAILED_BIT(WAKE_AFTER_EMPTY_SLOT_SHUT);
+    if (!reads_eof(a[1], WAIT_MS) || !reads_eof(b[1], WAIT_MS))
+        failed |= FAILED_BIT(WAKE_PEERS_SEE_EOF);
+    /* Shut down, d[0] would poll readable at once (end of input). */
+    struct pollfd pfd = {.fd = d[0], .events = POLLIN | POLLOUT};
+    if (poll(&pfd, 1, 0) != 1 || pfd.revents != POLLOUT) {
+        printf("slots[3]: revents %#x\n", (unsigned)pfd.revents);
+        failed |= FAILED_BIT(WAKE_BEYOND_N_LEFT);
+    }
+    if (!stop_requested())
+        failed |= FAILED_BIT(WAKE_STOPPED);
+    stop_wake_fds(NULL, 0);
+    for (int i = 0; i < 2; i++) {
+        close(a[i]);
+        close(b[i]);
+        close(d[i]);
+    }
+    return failed;
+}
+
+static void test_signals_stop_wake_fds(void)
+{
+    static const char *const what[] = {
+        [WAKE_FIRST_SHUT] = "raise(SIGTERM) shuts down the socket in "
+                            "slots[0]: read() returns 0",
+        [WAKE_AFTER_EMPTY_SLOT_SHUT] = "...and the one in slots[2], past the "
+                                       "idle slot holding -1",
+        [WAKE_PEERS_SEE_EOF] = "both peers see EOF",
+        [WAKE_BEYOND_N_LEFT] = "slots[3], past n = 3, is left alone",
+        [WAKE_STOPPED] = "stop_requested() is then true",
+    };
+    struct child c;
+
+    run_child(signals_wake_fds_child, NULL, &c);
+    check_child_bits(&c, "stop_wake_fds", what, COUNT(what));
+}
+
+/* ---- conn --------------------------------------------------------------- */
+
+/* The conn's send buffer in the tests where echoes must back up: Linux
+ * doubles it and lets AF_UNIX queue about that much, 8 KiB. */
+enum { SMALL_SNDBUF = 4096 };
+
+/* A struct conn on one end of a fresh AF_UNIX socket pair, made
+ * non-blocking here (not with set_nonblocking(), which has tests of its
+ * own); *client gets the other end, blocking, with timeouts. sndbuf above 0
+ * shrinks the conn's send buffer.
+ *
+ * Over AF_UNIX a write() puts its bytes in the peer's receive queue before
+ * it returns, and a read() takes everything queued, up to its size: what
+ * one end can take without waiting is exactly what the other has sent.
+ * The tests below rely on that to know the state of both ends without
+ * sleeping. */
+static struct conn *conn_on_pair(int *client, int sndbuf)
+{
+    struct sockaddr_in sin = ipv4_addr("127.0.0.1", 40000);
+    int sv[2];
+
+    make_pair(sv);
+    int flags = fcntl(sv[0], F_GETFL);
+    if (flags == -1 || fcntl(sv[0], F_SETFL, flags | O_NONBLOCK) == -1)
+        bail_out("fcntl O_NONBLOCK");
+    if (sndbuf > 0 &&
+        setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == -1)
+        bail_out("setsockopt SO_SNDBUF");
+    struct conn *c = conn_new(sv[0], (struct sockaddr *)&sin, sizeof sin);
+    if (c == NULL)
+        bail_out("conn_new");
+    *client = sv[1];
+    return c;
+}
+
+/* The client's side of a pattern stream: it sends pattern_byte(i) for
+ * i = 0, 1, 2... and checks that the echo is the same sequence. */
+struct pattern_client {
+    int fd;
+    size_t sent, received;
+    size_t first_bad; /* offset of the first wrong byte back, or SIZE_MAX */
+};
+
+/* Sends up to max more bytes of the pattern, as many as the socket takes
+ * without waiting; returns how many. */
+static size_t pattern_send(struct pattern_client *pc, size_t max)
+{
+    unsigned char buf[4096];
+    size_t total = 0;
+
+    while (total < max) {
+        size_t len = max - total < sizeof buf ? max - total : sizeof buf;
+        for (size_t i = 0; i < len; i++)
+            buf[i] = pattern_byte(pc->sent + i);
+        ssize_t n = send(pc->fd, buf, len, MSG_DONTWAIT);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && errno == EAGAIN)
+            break;
+        if (n <= 0)
+            bail_out("the client's send");
+        pc->sent += (size_t)n;
+        total += (size_t)n;
+    }
+    return total;
+}
+
+/* Takes every byte of the echo that has come, without waiting for more,
+ * and checks each against the pattern; returns how many. */
+static size_t pattern_receive(struct pattern_client *pc)
+{
+    unsigned char buf[4096];
+    size_t total = 0;
+
+    for (;;) {
+        ssize_t n = recv(pc->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && errno == EAGAIN)
+            break;
+        if (n == -1)
+            bail_out("the client's recv");
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < (size_t)n; i++)
+            if (pc->first_bad == SIZE_MAX &&
+                buf[i] != pattern_byte(pc->received + i))
+                pc->first_bad = pc->received + i;
+        pc->received += (size_t)n;
+        total += (size_t)n;
+    }
+    return total;
+}
+
+/* The client reads, the conn flushes, until nothing is pending. Returns
+ * false if conn_flush() failed or nothing moved. */
+static bool drain_and_flush(struct conn *c, struct pattern_client *pc)
+{
+    while (conn_pending(c) > 0) {
+        size_t before = conn_pending(c);
+        size_t got = pattern_receive(pc);
+        if (conn_flush(c) == -1) {
+            diag("conn_flush failed: %s", errname(c->error));
+            return false;
+        }
+        if (got == 0 && conn_pending(c) == before) {
+            diag("stuck with %zu bytes pending", before);
+            return false;
+        }
+    }
+    pattern_receive(pc);
+    return true;
+}
+
+static void diag_conn(const struct conn *c)
+{
+    diag("conn: pending %zu, out %s, cap %zu, peer_done %d, error %s "
+         "(failed_call %s), nbytes %llu, nreads %llu, nwrites %llu",
+         conn_pending(c), c->out != NULL ? "set" : "NULL", c->out_cap,
+         c->peer_done, c->error != 0 ? errname(c->error) : "0",
+         c->failed_call != NULL ? c->failed_call : "NULL", c->nbytes, c->nreads,
+         c->nwrites);
+}
+
+static void test_conn_echoes_straight_back(void)
+{
+    static const char hello[] = "hello, conn";
+    const size_t len = sizeof hello - 1;
+    char buf[64];
+    int client;
+    struct conn *c = conn_on_pair(&client, 0);
+
+    if (!check(strcmp(c->peer, "127.0.0.1:40000") == 0 &&
+                   conn_pending(c) == 0 && c->out == NULL &&
+                   conn_wants_read(c) && !conn_wants_write(c) &&
+                   !conn_finished(c) && c->nbytes == 0 && c->error == 0,
+               "conn_new: the peer's address as text, nothing pending, no "
+               "buffer; wants to read, not to write"))
+        diag_conn(c);
+
+    put(client, hello, len);
+    errno = 0;
+    ssize_t n = conn_read(c, sizeof buf);
+    int err = errno;
+    ssize_t got = recv(client, buf, sizeof buf, MSG_DONTWAIT);
+    if (!check(n == (ssize_t)len && got == (ssize_t)len &&
+                   memcmp(buf, hello, len) == 0,
+               "conn_read: returns the %zu bytes read and writes them "
+               "straight back to the client",
+               len)) {
+        diag("conn_read returned %zd, errno %s", n, errname(err));
+        diag_bytes("the client got", buf, got > 0 ? (size_t)got : 0);
+    }
+    if (!check(c->nbytes == len && conn_pending(c) == 0 && c->out == NULL &&
+                   !conn_wants_write(c),
+               "conn_read: when the echo fits, nbytes counts it, nothing is "
+               "pending and no buffer is allocated"))
+        diag_conn(c);
+
+    errno = 0;
+    n = conn_read(c, sizeof buf);
+    err = errno;
+    if (!check(n == -1 && err == EAGAIN && c->error == 0 &&
+                   c->failed_call == NULL && !c->peer_done &&
+                   !conn_finished(c) && conn_wants_read(c),
+               "conn_read: nothing to read gives -1 with errno EAGAIN, and "
+               "records no error")) {
+        diag("conn_read returned %zd, errno %s", n, errname(err));
+        diag_conn(c);
+    }
+    if (!check(c->nreads == 2 && c->nwrites == 1,
+               "conn: nreads and nwrites count system calls: two read()s "
+               "(one of them EAGAIN), one write()"))
+        diag_conn(c);
+
+    if (shutdown(client, SHUT_WR) == -1)
+        bail_out("shutdown");
+    n = conn_read(c, sizeof buf);
+    if (!check(n == 0 && c->peer_done && c->error == 0 && !conn_wants_read(c) &&
+                   conn_finished(c),
+               "conn_read: returns 0 at the client's shutdown(SHUT_WR) and "
+               "sets peer_done; nothing pending, so conn_finished")) {
+        diag("conn_read returned %zd", n);
+        diag_conn(c);
+    }
+    conn_free(c);
+    close(client);
+}
+
+/* A client that sends and never reads: the echo backs up into the conn's
+ * buffer until the high-water mark stops the reading. Then the client
+ * reads, and conn_flush() sends what was kept. */
+static void test_conn_stops_reading_at_high_water(void)
+{
+    enum { READ_SIZE = 10000 };
+    struct pattern_client pc = {.first_bad = SIZE_MAX};
+    struct conn *c = conn_on_pair(&pc.fd, SMALL_SNDBUF);
+    size_t max_pending = 0, read_total = 0;
+    unsigned long long calls = 0, with_write = 0;
+    bool write_wanted = true;
+    ssize_t n = 0;
+
+    /* The loop gives up at four times the mark, for a conn that never
+     * says no. */
+    while (conn_wants_read(c) && read_total < 4 * CONN_HIGH_WATER) {
+        pattern_send(&pc, READ_SIZE);
+        bool empty = conn_pending(c) == 0;
+        n = conn_read(c, READ_SIZE);
+        calls++;
+        if (n <= 0)
+            break;
+        read_total += (size_t)n;
+        if (empty)
+            with_write++; /* exactly one write(), whole, short or EAGAIN */
+        if (conn_pending(c) > max_pending)
+            max_pending = conn_pending(c);
+        if (conn_pending(c) > 0 && !conn_wants_write(c))
+            write_wanted = false;
+    }
+    diag("read %zu bytes in %llu calls, %zu pending at most", read_total, calls,
+         max_pending);
+    if (!check(n > 0 && max_pending > 0 && write_wanted && conn_wants_write(c),
+               "conn: a client that does not read: the echo stays pending, "
+               "and conn_wants_write is true while it does"))
+        diag("last conn_read returned %zd", n);
+    if (!check(n > 0 && !conn_wants_read(c) &&
+                   conn_pending(c) >= CONN_HIGH_WATER && c->error == 0 &&
+                   !c->peer_done,
+               "conn_wants_read turns false once pending output reaches "
+               "CONN_HIGH_WATER, not before"))
+        diag_conn(c);
+    check(max_pending <= CONN_HIGH_WATER + READ_SIZE,
+          "conn: pending output never exceeds CONN_HIGH_WATER plus one "
+          "read (%d bytes)",
+          READ_SIZE);
+
+    /* The socket is still full: this write() takes nothing. */
+    size_t pending = conn_pending(c);
+    int r = conn_flush(c);
+    if (!check(r == 0 && conn_pending(c) == pending && c->error == 0 &&
+                   c->nreads == calls && c->nwrites == with_write + 1,
+               "conn: nreads and nwrites count every call, a conn_flush() "
+               "write() that took nothing (EAGAIN) included")) {
+        diag("conn_flush returned %d; want %llu reads, %llu writes", r, calls,
+             with_write + 1);
+        diag_conn(c);
+    }
+
+    bool drained = drain_and_flush(c, &pc);
+    if (!check(drained && conn_pending(c) == 0 && c->out == NULL &&
+                   !conn_wants_write(c) && conn_wants_read(c),
+               "conn_flush, once the client reads: nothing pending, the "
+               "buffer freed (out NULL), reading wanted again"))
+        diag_conn(c);
+    if (!check(pc.received == read_total && pc.first_bad == SIZE_MAX &&
+                   c->nbytes == read_total,
+               "conn: every byte read comes back once, in order, and "
+               "nbytes counts them"))
+        diag("read %zu, the client got %zu, first wrong at %zu, nbytes %llu",
+             read_total, pc.received, pc.first_bad, c->nbytes);
+    conn_free(c);
+    close(pc.fd);
+}
+
+/* 1 MiB through a conn whose client sends 1000 to 5200 bytes a round and
+ * reads two rounds in three, and which flushes every other round, with
+ * read sizes from 1 byte to 20000: echoes go out whole, in part, or wait
+ * behind pending ones, in every order. A conn that wrote new bytes ahead
+ * of pending ones would scramble the stream. */
+static void test_conn_keeps_order(void)
+{
+    enum { TOTAL = 1 << 20, MAX_ROUNDS = 100000 };
+    struct pattern_client pc = {.first_bad = SIZE_MAX};
+    struct conn *c = conn_on_pair(&pc.fd, SMALL_SNDBUF);
+    unsigned long direct = 0, behind = 0, kept = 0;
+    unsigned round;
+
+    for (round = 0; pc.received < TOTAL && round < MAX_ROUNDS; round++) {
+        size_t chunk = 1000 + round % 7 * 700;
+        if (pc.sent < TOTAL)
+            pattern_send(&pc,
+                         TOTAL - pc.sent < chunk ? TOTAL - pc.sent : chunk);
+        if (round % 3 != 0)
+            pattern_receive(&pc);
+        if (conn_wants_read(c)) {
+            size_t before = conn_pending(c);
+            ssize_t n = conn_read(c, 1 + round * 7919u % 20000);
+            if (n > 0 && before > 0)
+                behind++;
+            else if (n > 0 && conn_pending(c) == 0)
+                direct++;
+            else if (n > 0)
+                kept++;
+        }
+        if (round % 2 == 0 && conn_flush(c) == -1)
+            break;
+        if (c->error != 0)
+            break;
+    }
+    diag("%u rounds: %lu reads echoed whole, %lu kept in part, %lu queued "
+         "behind pending output",
+         round, direct, kept, behind);
+    if (!check(pc.received == TOTAL && pc.first_bad == SIZE_MAX &&
+                   c->error == 0 && direct > 0 && kept > 0 && behind > 0,
+               "conn: 1 MiB comes back intact and in order through direct "
+               "and buffered echoes, mixed")) {
+        diag("the client sent %zu, got %zu back, first wrong at %zu", pc.sent,
+             pc.received, pc.first_bad);
+        diag_conn(c);
+    }
+    conn_free(c);
+    close(pc.fd);
+}
+
+/* Each round the client sends 9000 bytes and reads what has come, then
+ * the conn reads and flushes: the socket takes back about 8000 bytes a
+ * round, so a backlog builds up that each flush only starts on. New
+ * bytes are then kept behind pending ones whose start has moved into the
+ * buffer: keep() must move them to the front, or copy them into a bigger
+ * buffer, from where they start. Both are seen in the struct: out_start
+ * back to 0 with the same capacity, or a larger capacity. */
+static void test_conn_compacts_and_grows_in_order(void)
+{
+    enum { ROUNDS = 40, SEND = 9000 };
+    struct pattern_client pc = {.first_bad = SIZE_MAX};
+    struct conn *c = conn_on_pair(&pc.fd, SMALL_SNDBUF);
+    unsigned compacted = 0, grew = 0;
+
+    for (int round = 0; round < ROUNDS && c->error == 0; round++) {
+        pattern_send(&pc, SEND);
+        pattern_receive(&pc);
+        size_t start = c->out_start, cap = c->out_cap;
+        bool behind = conn_pending(c) > 0;
+        if (conn_wants_read(c) && conn_read(c, CONN_READ_MAX) > 0 && behind &&
+            start > 0) {
+            if (c->out_cap == cap && c->out_start == 0)
+                compacted++;
+            else if (c->out_cap > cap)
+                grew++;
+        }
+        conn_flush(c);
+    }
+    bool drained = drain_and_flush(c, &pc);
+    diag("the buffer compacted %u times and grew %u times with its start "
+         "moved",
+         compacted, grew);
+    if (!check(drained && pc.received == pc.sent && pc.first_bad == SIZE_MAX &&
+                   compacted > 0 && grew > 0,
+               "conn: output kept behind partly flushed output stays in "
+               "order as the buffer compacts and grows")) {
+        diag("the client sent %zu, got %zu back, first wrong at %zu", pc.sent,
+             pc.received, pc.first_bad);
+        diag_conn(c);
+    }
+    conn_free(c);
+    close(pc.fd);
+}
+
+/* The client sends more than the conn's socket takes back, then
+ * half-closes: the conn has seen the end but still owes an echo. */
+static void test_conn_finishes_once_drained(void)
+{
+    enum { LEN = 20000 };
+    struct pattern_client pc = {.first_bad = SIZE_MAX};
+    struct conn *c = conn_on_pair(&pc.fd, SMALL_SNDBUF);
+    size_t total = 0;
+    ssize_t n = -1;
+
+    if (pattern_send(&pc, LEN) != LEN || shutdown(pc.fd, SHUT_WR) == -1)
+        bail_out("the client's send or shutdown");
+    for (int i = 0; i < 100 && (n = conn_read(c, CONN_READ_MAX)) > 0; i++)
+        total += (size_t)n;
+    if (!check(n == 0 && total == LEN && c->peer_done && conn_pending(c) > 0 &&
+                   !conn_finished(c) && conn_wants_write(c) &&
+                   !conn_wants_read(c),
+               "conn: the client half-closed with its echo still pending: "
+               "peer_done, wants to write, not to read, not finished")) {
+        diag("conn_read returned %zd after %zu bytes", n, total);
+        diag_conn(c);
+    }
+    bool drained = drain_and_flush(c, &pc);
+    if (!check(drained && conn_finished(c) && pc.received == LEN &&
+                   pc.first_bad == SIZE_MAX,
+               "conn_finished once the last pending byte has gone out"))
+        diag_conn(c);
+    conn_free(c);
+    close(pc.fd);
+}
+
+static bool failed_in(const struct conn *c, const char *call)
+{
+    return c->failed_call != NULL && strcmp(c->failed_call, call) == 0;
+}
+
+/* The client sends, then closes: the conn reads the bytes, and their echo
+ * has nobody to go to. */
+static void test_conn_write_to_closed_client(void)
+{
+    int client;
+    struct conn *c = conn_on_pair(&client, 0);
+
+    signal(SIGPIPE, SIG_IGN); /* as every server does: EPIPE, not death */
+    put(client, "bye", 3);
+    close(client);
+    errno = 0;
+    ssize_t n = conn_read(c, 64);
+    int err = errno;
+    if (!check(n == -1 && err == EPIPE && c->error == EPIPE &&
+                   failed_in(c, "write") && conn_finished(c) &&
+                   !conn_wants_read(c) && !conn_wants_write(c),
+               "conn_read: the echo to a client that closed fails: -1, error "
+               "EPIPE, failed_call \"write\", conn_finished")) {
+        diag("conn_read returned %zd, errno %s", n, errname(err));
+        diag_conn(c);
+    }
+    conn_free(c);
+}
+
+/* A TCP client that resets (SO_LINGER {1, 0}), after sending data or
+ * before: the echo fails, or the read itself does. */
+static void test_conn_client_resets(bool with_data)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    struct sockaddr_in sin = ipv4_addr("127.0.0.1", 40000);
+    int client, server;
+
+    tcp_loopback_pair(&client, &server);
+    int flags = fcntl(server, F_GETFL);
+    if (flags == -1 || fcntl(server, F_SETFL, flags | O_NONBLOCK) == -1)
+        bail_out("fcntl O_NONBLOCK");
+    struct conn *c = conn_new(server, (struct sockaddr *)&sin, sizeof sin);
+    if (c == NULL)
+        bail_out("conn_new");
+    if (with_data)
+        put(client, "bye", 3);
+    if (setsockopt(client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == -1)
+        bail_out("setsockopt SO_LINGER");
+    close(client);
+    /* No events asked for: poll() waits for the reset itself (POLLHUP,
+     * POLLERR), not for the data before it. */
+    struct pollfd pfd = {.fd = server, .events = 0};
+    if (poll(&pfd, 1, IO_TIMEOUT_SEC * 1000) != 1)
+        bail_out("waiting for the reset");
+
+    errno = 0;
+    ssize_t n = conn_read(c, 64);
+    int err = errno;
+    bool failed = n == -1 && err == c->error && conn_finished(c) &&
+                  !conn_wants_read(c) && !conn_wants_write(c);
+    if (with_data) {
+        if (!check(failed && (err == ECONNRESET || err == EPIPE) &&
+                       failed_in(c, "write"),
+                   "conn_read: the echo to a client that reset fails: -1, "
+                   "error ECONNRESET or EPIPE, failed_call \"write\", "
+                   "conn_finished"))
+            diag_conn(c);
+    } else {
+        if (!check(failed && err == ECONNRESET && failed_in(c, "read"),
+                   "conn_read: a reset with nothing to read: -1, error "
+                   "ECONNRESET, failed_call \"read\", conn_finished"))
+            diag_conn(c);
+    }
+    conn_free(c);
+}
+
+/* In a child: were the cap missing, the read would overrun conn_read()'s
+ * stack buffer. */
+static int conn_read_cap_child(void *arg)
+{
+    enum { EXTRA = 1000 };
+    struct pattern_client pc = {.first_bad = SIZE_MAX};
+    struct conn *c = conn_on_pair(&pc.fd, 0);
+
+    (void)arg;
+    if (pattern_send(&pc, CONN_READ_MAX + EXTRA) != CONN_READ_MAX + EXTRA)
+        bail_out("the client could not queue its bytes");
+    ssize_t first = conn_read(c, 4 * CONN_READ_MAX);
+    ssize_t second = conn_read(c, 4 * CONN_READ_MAX);
+    printf("conn_read: %zd, then %zd\n", first, second);
+    conn_free(c);
+    close(pc.fd);
+    return first == CONN_READ_MAX && second == EXTRA ? 0 : FAILED_BIT(0);
+}
+
+static void test_conn_read_size_is_capped(void)
+{
+    static const char *const what[] = {
+        "asked for 4 * CONN_READ_MAX with CONN_READ_MAX + 1000 bytes "
+        "queued, it reads CONN_READ_MAX, then the 1000",
+    };
+    struct child c;
+
+    run_child(conn_read_cap_child, NULL, &c);
+    check_child_bits(&c, "conn_read", what, COUNT(what));
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -2336,12 +3169,15 @@ int main(int argc, char **argv)
 
     test_accept_error_is_transient();
     test_shed_connection();
+    test_set_nonblocking();
+    test_shed_connection_nonblocking();
 
     test_err_ret();
     test_err_msg();
     test_err_sys_and_err_quit_exit_1();
     test_logmsg();
     test_log_lines();
+    test_log_stats_more();
     test_log_listening();
     test_long_messages_are_cut();
     test_long_program_name_is_cut();
@@ -2354,6 +3190,17 @@ int main(int argc, char **argv)
     test_signals_stop_listener();
     test_signals_stop_connection(false);
     test_signals_stop_connection(true);
+    test_signals_stop_wake_fds();
+
+    test_conn_echoes_straight_back();
+    test_conn_stops_reading_at_high_water();
+    test_conn_keeps_order();
+    test_conn_compacts_and_grows_in_order();
+    test_conn_finishes_once_drained();
+    test_conn_write_to_closed_client();
+    test_conn_client_resets(true);
+    test_conn_client_resets(false);
+    test_conn_read_size_is_capped();
 
     printf("1..%d\n", tests_run);
     return tests_failed == 0 ? 0 : 1;
