@@ -12,7 +12,7 @@
  *          with a blocking writen() instead could deadlock on large input:
  *          we would sleep in write() while the server, its output to us
  *          unread, has stopped reading from us.
- * Observe: strace -e trace=select,read,write,shutdown ./04-select/client
+ * Observe: strace -e trace=pselect6,read,write,shutdown ./04-select/client
  *            reads of stdin and of the socket interleaved, the shutdown
  *            right after the last write to the socket.
  * See also: 01-basic-socket/client.c (stop-and-wait), 05-poll/client.c.

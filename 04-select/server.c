@@ -9,9 +9,10 @@
  *          plus one read). Each round copies and scans fd_sets as large as
  *          the highest descriptor, and descriptors at or above FD_SETSIZE
  *          (1024) cannot be watched at all: such clients are refused.
- * Observe: strace -e trace=select ./04-select/server
- *            one select() per round; its first argument (highest
- *            descriptor + 1) grows as clients connect.
+ * Observe: strace -e trace=pselect6 ./04-select/server
+ *            one call per round (glibc's select() is the pselect6 system
+ *            call); its first argument, the highest descriptor + 1, grows
+ *            as clients connect.
  * See also: 03-pthread-pool (before), 05-poll (after), common/conn.c for
  *          the output buffer and its high-water mark.
  *
@@ -93,10 +94,11 @@ static bool accept_one(struct server *s)
         if (errno == EMFILE || errno == ENFILE) {
             /* The client stays queued and the listener readable: without
              * the spare descriptor, select() would return at once forever. */
-            err_ret("accept");
+            int err = errno;
             if (shed_connection(s->listenfd) == -1)
-                return false;
-            err_msg("out of descriptors: a waiting client was turned away");
+                return false; /* nobody was waiting after all */
+            errno = err;
+            err_ret("accept: out of descriptors, a client was turned away");
             return true;
         }
         if (accept_error_is_transient(errno)) {

@@ -12,8 +12,8 @@
  *          server both scan all of it: O(clients) per round, however few
  *          are ready.
  * Observe: strace -e trace=poll ./05-poll/server
- *            one poll() per round; its array, printed in full, grows by
- *            one entry per client connected.
+ *            one poll() per round; its array grows by one entry per client
+ *            connected (strace abbreviates long arrays: add -s 9999).
  * See also: 04-select (before), 06-epoll-lt-et (after), common/conn.c for
  *          the output buffer and its high-water mark.
  *
@@ -24,6 +24,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -103,10 +104,11 @@ static bool accept_one(struct server *s)
         if (errno == EMFILE || errno == ENFILE) {
             /* The client stays queued and the listener readable: without
              * the spare descriptor, poll() would return at once forever. */
-            err_ret("accept");
+            int err = errno;
             if (shed_connection(s->listenfd) == -1)
-                return false;
-            err_msg("out of descriptors: a waiting client was turned away");
+                return false; /* nobody was waiting after all */
+            errno = err;
+            err_ret("accept: out of descriptors, a client was turned away");
             return true;
         }
         if (accept_error_is_transient(errno)) {
@@ -136,6 +138,26 @@ static short interest(const struct conn *c)
                    (conn_wants_write(c) ? POLLOUT : 0));
 }
 
+/* poll() fails with EINVAL when given more entries than the descriptor
+ * limit, which can fall below what we watch while we run (prlimit). Closes
+ * the newest connections until the array fits; false if none was open. */
+static bool fit_limit(struct server *s)
+{
+    struct rlimit rl;
+    size_t before = s->nconns;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        err_sys("getrlimit");
+    while (s->nconns > 0 && s->nconns + 1 > rl.rlim_cur) {
+        struct conn *c = s->conns[s->nconns - 1];
+        err_msg(
+            "closing %s: poll() takes no more entries than ulimit -n (%llu)",
+            c->peer, (unsigned long long)rl.rlim_cur);
+        close_conn(s, c);
+    }
+    return s->nconns < before;
+}
+
 /* One round: wait until something is ready, then serve it. */
 static void serve_round(struct server *s)
 {
@@ -145,6 +167,8 @@ static void serve_round(struct server *s)
     if (poll(s->pfds, s->nconns + 1, -1) == -1) {
         if (errno == EINTR)
             return; /* a signal: the caller looks at the stop flag */
+        if (errno == EINVAL && fit_limit(s))
+            return;
         err_sys("poll");
     }
 

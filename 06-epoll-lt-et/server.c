@@ -136,10 +136,11 @@ static bool accept_one(struct server *s)
              * the spare descriptor, a level-triggered epoll_wait() would
              * return at once forever, and an edge-triggered one would
              * never report this listener again. */
-            err_ret("accept");
+            int err = errno;
             if (shed_connection(s->listenfd) == -1)
-                return false;
-            err_msg("out of descriptors: a waiting client was turned away");
+                return false; /* nobody was waiting after all */
+            errno = err;
+            err_ret("accept: out of descriptors, a client was turned away");
             return true;
         }
         if (accept_error_is_transient(errno)) {
