@@ -14,6 +14,13 @@
  * interrupted by them is restarted by the kernel, never fails with EINTR.
  * (select(), poll() and epoll_wait() are never restarted: EINTR there means
  * "look at the flags".)
+ *
+ * Under ThreadSanitizer (make check) a handler runs at once only when the
+ * signal lands in a call TSan treats as blocking -- poll(), epoll_wait(),
+ * pthread_cond_wait(), sigwait() -- and not in accept() or read(), which
+ * SA_RESTART then restarts as if nothing came. Threaded lessons therefore
+ * block the stop signals in their workers and let them land on a thread
+ * that sleeps in such a call (03's acceptor polls before accept()).
  */
 #ifndef SIGNALS_H
 #define SIGNALS_H
