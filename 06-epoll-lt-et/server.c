@@ -45,6 +45,13 @@ enum { LISTEN_BACKLOG = 1024 };
  * come back in the next call: nothing is lost, only batched. */
 enum { MAX_EVENTS = 256 };
 
+/* Edge-triggered, a client that sends as fast as we echo would never let
+ * read() reach EAGAIN, and would keep the only thread for itself (epoll(7)
+ * calls it starvation). So a connection gets this many reads per turn; one
+ * that has more goes on the ready list, and gets its next turn after the
+ * others have had theirs, with no edge needed. */
+enum { READS_PER_TURN = 16 };
+
 enum mode { MODE_LT, MODE_ET, MODE_ET_ONCE };
 
 struct server {
@@ -54,6 +61,9 @@ struct server {
     size_t read_size;    /* -b: the most one read() takes */
     struct conn **conns; /* every client, in no order: conns[0 .. n-1] */
     size_t nconns, cap;
+    struct conn **ready; /* edge-triggered: turns still owed, see above */
+    struct conn **turns; /* the ready list being served this round */
+    size_t nready;       /* ready and turns have room for cap each */
     unsigned long long served, echoed; /* for the stats line */
     unsigned long long waits, events, reads, writes;
 };
@@ -67,6 +77,14 @@ static bool add_conn(struct server *s, struct conn *c)
         if (bigger == NULL)
             return false;
         s->conns = bigger;
+        bigger = realloc(s->ready, cap * sizeof *bigger);
+        if (bigger == NULL)
+            return false;
+        s->ready = bigger;
+        bigger = realloc(s->turns, cap * sizeof *bigger);
+        if (bigger == NULL)
+            return false;
+        s->turns = bigger;
         s->cap = cap;
     }
     c->index = s->nconns;
@@ -81,6 +99,12 @@ static void close_conn(struct server *s, struct conn *c)
 
     last->index = c->index;
     s->conns[c->index] = last;
+    for (size_t i = 0; c->ready && i < s->nready; i++) {
+        if (s->ready[i] == c) {
+            s->ready[i] = s->ready[--s->nready];
+            break;
+        }
+    }
     if (c->error != 0 && !stop_requested()) {
         errno = c->error;
         err_ret("%s %s", c->failed_call, c->peer);
@@ -170,15 +194,25 @@ static bool accept_one(struct server *s)
 /* Reads what a report of "readable" allows. Level-triggered, one read()
  * is enough: if more is waiting, the next epoll_wait() says so again.
  * Edge-triggered, the report came because data arrived, and none comes for
- * data that was already there: read until EAGAIN (or until the high-water
- * mark stops us; see on_event). et-once stops after one read, whatever is
- * left: the bug this lesson shows. */
+ * data that was already there: read until EAGAIN -- or until the
+ * high-water mark stops us (see on_event), or the turn is over (see
+ * READS_PER_TURN). et-once stops after one read, whatever is left: the bug
+ * this lesson shows. */
 static void on_readable(struct server *s, struct conn *c)
 {
-    do {
+    for (int n = 1;; n++) {
         if (conn_read(c, s->read_size) <= 0)
             return; /* EAGAIN, the client's EOF, or a failure */
-    } while (s->mode == MODE_ET && conn_wants_read(c));
+        if (s->mode != MODE_ET || !conn_wants_read(c))
+            return;
+        if (n == READS_PER_TURN) {
+            if (!c->ready) {
+                c->ready = true;
+                s->ready[s->nready++] = c;
+            }
+            return;
+        }
+    }
 }
 
 static void on_event(struct server *s, struct conn *c, uint32_t events)
@@ -191,8 +225,9 @@ static void on_event(struct server *s, struct conn *c, uint32_t events)
         bool was_full = !conn_wants_read(c);
         conn_flush(c);
         /* Edge-triggered, a read that stopped at the high-water mark left
-         * data whose edge has passed: nothing will report it again, so
-         * reading resumes here, once the output has drained. */
+         * data whose edge has passed. Linux would report it once watch()
+         * asks for EPOLLIN again (EPOLL_CTL_MOD makes epoll look at the
+         * socket afresh), but a round later: read now. */
         if (s->mode != MODE_LT && was_full && conn_wants_read(c))
             on_readable(s, c);
     }
@@ -202,11 +237,26 @@ static void on_event(struct server *s, struct conn *c, uint32_t events)
         watch(s, c);
 }
 
+/* Gives every connection on the ready list its next turn. Those that use
+ * it up join the list again, for the round after. */
+static void serve_ready(struct server *s)
+{
+    size_t n = s->nready;
+
+    memcpy(s->turns, s->ready, n * sizeof *s->turns);
+    s->nready = 0;
+    for (size_t i = 0; i < n; i++)
+        s->turns[i]->ready = false;
+    for (size_t i = 0; i < n; i++)
+        on_event(s, s->turns[i], EPOLLIN);
+}
+
 /* One round: wait until something is ready, then serve it. */
 static void serve_round(struct server *s)
 {
     struct epoll_event evs[MAX_EVENTS];
-    int n = epoll_wait(s->epfd, evs, MAX_EVENTS, -1);
+    /* Turns still owed: only look at what else is ready, do not sleep. */
+    int n = epoll_wait(s->epfd, evs, MAX_EVENTS, s->nready > 0 ? 0 : -1);
 
     s->waits++;
     if (n == -1) {
@@ -227,6 +277,7 @@ static void serve_round(struct server *s)
             on_event(s, evs[i].data.ptr, evs[i].events);
         }
     }
+    serve_ready(s);
 }
 
 enum { OPT_MODE = 'm', OPT_READ_SIZE = 'b' };
@@ -310,6 +361,8 @@ int main(int argc, char **argv)
     while (s.nconns > 0)
         close_conn(&s, s.conns[s.nconns - 1]);
     free(s.conns);
+    free(s.ready);
+    free(s.turns);
     close(s.epfd);
     stop_wake_fd(STOP_LISTEN, -1);
     close(s.listenfd);

@@ -47,6 +47,7 @@ struct conn {
     unsigned long long nreads, nwrites; /* system calls, for statistics */
     size_t index;                       /* the server's own bookkeeping */
     unsigned watching;                  /* the server's own bookkeeping */
+    bool ready;                         /* the server's own bookkeeping */
 };
 
 /* A connection for connfd, which must already be non-blocking, with the

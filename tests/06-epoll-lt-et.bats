@@ -115,3 +115,19 @@ out_size_is() { [[ $(stat -c %s "$BATS_TEST_TMPDIR/nc.out") -eq $1 ]]; }
         rm -f "$BATS_TEST_TMPDIR/stdin"
     done
 }
+
+established_on() { [[ -n $(ss -Htn state established "( sport = :$1 )") ]]; }
+
+@test "06-epoll-lt-et: edge-triggered, a client that keeps its socket full does not starve the others" {
+    start_server "$LESSON" -m et -b 16 -q
+    # 64 MiB in 16-byte reads is millions of reads: if one report led to
+    # reads until EAGAIN with no turns, the hello below would wait for all
+    # of them, and the big transfer would be over before the hello.
+    SPAWN_STDIN=/dev/zero spawn /dev/null /dev/null \
+        sh -c "head -c 67108864 | nc -N 127.0.0.1 $PORT | wc -c"
+    local big=$SPAWNED_PID
+    wait_for 20 established_on "$PORT"
+    run nc_echo "$PORT" <<<"hello"
+    assert_output "hello"
+    ! exited "$big" || fail "the big transfer ended before the hello was served"
+}

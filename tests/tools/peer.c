@@ -231,8 +231,9 @@ static int crowd(const char *host, const char *port, long n)
     crowd_round(m, n, 2);
     while (read(STDIN_FILENO, buf, sizeof buf) > 0)
         ;
-    /* Half-close and wait for the server's close: the server closes
-     * first, so TIME_WAIT lands on its side, not on our ports. */
+    /* Half-close, and read until the server's close: it must echo what
+     * it holds, then close. (Our FIN goes first, so TIME_WAIT lands on
+     * our ports; Linux reuses them for new connections on loopback.) */
     for (long i = 0; i < n; i++) {
         if (m[i].state == OPEN && shutdown(m[i].fd, SHUT_WR) == -1)
             err_sys("shutdown");
