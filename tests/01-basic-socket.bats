@@ -36,7 +36,7 @@ recvq_is() { [[ $(ss_recvq "$1" "$2") == "$3" ]]; }
     # accepted B.
     wait_for 20 recvq_is "$PORT" "$bport" 6
     [[ $(log_count "$SERVER_LOG" '^accepted ') -eq 1 ]]
-    ! log_has "$BATS_TEST_TMPDIR/b.out" '^echoed$'
+    refute log_has "$BATS_TEST_TMPDIR/b.out" '^echoed$'
 
     # A leaves: only now is B accepted and echoed.
     kill "$a"

@@ -70,7 +70,7 @@ pool_threads() {
     # unread in its socket while both workers sleep in read() on A and B.
     wait_for 20 log_has "$SERVER_LOG" "^accepted 127\\.0\\.0\\.1:$cport\$"
     wait_for 20 recvq_is "$PORT" "$cport" 6
-    ! echoed c
+    refute echoed c
 
     # A leaves: the worker it freed takes C from the queue at once.
     kill "$a"
@@ -139,8 +139,8 @@ sample_threads_until_exited() {
     wait_for 20 listen_queue_is "$PORT" 2
     wait_for 20 accepted_count_is 3
     log_has "$SERVER_LOG" "^accepted 127\\.0\\.0\\.1:${port[1]}\$"
-    ! log_has "$SERVER_LOG" "^accepted 127\\.0\\.0\\.1:${port[2]}\$"
-    ! log_has "$SERVER_LOG" "^accepted 127\\.0\\.0\\.1:${port[3]}\$"
+    refute log_has "$SERVER_LOG" "^accepted 127\\.0\\.0\\.1:${port[2]}\$"
+    refute log_has "$SERVER_LOG" "^accepted 127\\.0\\.0\\.1:${port[3]}\$"
     wait_for 20 recvq_is "$PORT" "${port[2]}" 6
 
     # A leaves: the worker takes B, which makes room for D, and only D.

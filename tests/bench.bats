@@ -60,7 +60,7 @@ field() { # field NAME: a column of the CSV line in $output, by header name
     [[ $(field errors) == 0 ]]
     [[ $(field server_procs) == 1 ]]
     # The ceiling's server is gone afterwards.
-    ! pgrep -P $$ -f echo-bench >/dev/null
+    refute pgrep -P $$ -f echo-bench >/dev/null
 }
 
 @test "echo-bench: a server that flips a bit is caught as a mismatch, exit 1" {

@@ -314,7 +314,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
     # The flood is still held back, and the server did not swallow it.
     backed_up "$PORT" "$fport"
-    ! log_has "$BATS_TEST_TMPDIR/flood.out" '^sent '
+    refute log_has "$BATS_TEST_TMPDIR/flood.out" '^sent '
     if [[ $LESSON != 02-* ]]; then # 02's memory for it is in a child
         local grew=$(($(rss_kb "$SERVER_PID") - base))
         ((grew < 8192)) || fail "the server's RSS grew by $grew KiB"
