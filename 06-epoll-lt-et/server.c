@@ -243,6 +243,8 @@ static void serve_ready(struct server *s)
 {
     size_t n = s->nready;
 
+    if (n == 0)
+        return; /* and the arrays may not even exist yet */
     memcpy(s->turns, s->ready, n * sizeof *s->turns);
     s->nready = 0;
     for (size_t i = 0; i < n; i++)
