@@ -1,4 +1,4 @@
-/* 05-poll/server.c -- one thread, poll() over an array of every socket.
+/* 05-poll/server.c -- one thread, poll() over an array of sockets.
  *
  * Model:   one process, one thread, every socket non-blocking, as in 04.
  *          The thread sleeps in poll() on an array of struct pollfd, one
