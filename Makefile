@@ -9,6 +9,7 @@
 #   make tour          build, run every lesson, print one row each
 #   make bench         every model under the same load: bench/results/
 #   make format        reformat with .clang-format; make format-check checks
+#   make lint          clang-tidy (.clang-tidy) and cppcheck: scripts/lint
 #   make clean         remove everything built
 #
 # CFLAGS=... adds to the required flags below, it never replaces them.
@@ -55,7 +56,7 @@ TOOLS := $(BIN_DIR)/build/tools/peer $(BIN_DIR)/build/tools/bad-echo
 # The benchmark: the load generator, and the chart drawer of bench/run.
 BENCH := $(BIN_DIR)/bench/echo-bench $(BIN_DIR)/bench/chart
 
-.PHONY: all test check tour bench format format-check clean test-programs
+.PHONY: all test check tour bench lint format format-check clean test-programs
 all: $(PROGRAMS) $(BENCH)
 test-programs: $(PROGRAMS) $(UNIT_TESTS) $(TOOLS) $(BENCH)
 
@@ -121,6 +122,9 @@ tour: all
 # runs the whole matrix.
 bench: all
 	FULL=$(FULL) bench/run
+
+lint:
+	scripts/lint
 
 FORMAT_FILES = $(wildcard common/*.[ch] */*.c tests/*/*.c bench/*.c)
 format:

@@ -65,7 +65,7 @@ static _Noreturn void send_all(int sockfd, int reportfd)
      * input does: it must kill, whatever disposition we inherited. */
     sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL); /* cannot fail: a valid signal */
 
     while ((n = read(STDIN_FILENO, buf, sizeof buf)) > 0) {
         if (writen(sockfd, buf, (size_t)n) == -1) {

@@ -39,9 +39,11 @@ static void emit(bool with_prog, int errnum, const char *fmt, va_list ap)
     if (len > sizeof line - 1)
         len = sizeof line - 1;
     if (errnum != 0) {
+        /* The _np pair, not strerror(): MT-Safe, for the threaded lessons. */
         const char *name = strerrorname_np(errnum);
+        const char *desc = strerrordesc_np(errnum);
         n = snprintf(line + len, sizeof line - len, ": %s (%s)",
-                     name ? name : "unknown errno", strerror(errnum));
+                     name ? name : "unknown errno", desc ? desc : "unknown");
         if (n > 0)
             len += (size_t)n;
         if (len > sizeof line - 1)

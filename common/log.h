@@ -27,7 +27,7 @@ void err_msg(const char *fmt, ...) PRINTF_LIKE(1, 2);
 void logmsg(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
 /* With quiet set (-q), log_accepted() and log_closed() print nothing. */
-void log_set_quiet(bool quiet);
+void log_set_quiet(bool on);
 
 /* "listening on 127.0.0.1:9001 (pid 1234)", from getsockname(listenfd). */
 void log_listening(int listenfd);

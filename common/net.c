@@ -164,7 +164,7 @@ int shed_connection(int listenfd)
          * suite waits on the clock, because no event announces a free
          * descriptor. */
         saved = errno;
-        poll(NULL, 0, 100);
+        (void)poll(NULL, 0, 100);
         errno = saved;
         return -1;
     }

@@ -91,7 +91,7 @@ static void parse(int argc, char **argv, const struct program_info *pi,
 {
     /* '+': stop at the first non-option; ':': report a missing value as
      * ':' so that we, not getopt, word the message. */
-    char shortopts[3 * MAX_OPTIONS] = "+:H:p:h";
+    char shortopts[3 * MAX_OPTIONS];
     struct option longopts[MAX_OPTIONS + 2] = {
         {"help", no_argument, NULL, 'h'},
     };
@@ -100,8 +100,7 @@ static void parse(int argc, char **argv, const struct program_info *pi,
     long port;
 
     opterr = 0; /* we print our own messages */
-    if (server)
-        strcat(shortopts, "q");
+    snprintf(shortopts, sizeof shortopts, "+:H:p:h%s", server ? "q" : "");
     for (const struct lesson_option *o = extra; o && o->key; o++) {
         /* Room for one more of either kind: a long option, or a letter
          * with its ':' and the string's NUL. */

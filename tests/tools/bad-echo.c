@@ -38,7 +38,8 @@ int main(int argc, char **argv)
     int gai_err, n = 1;
     bool flip;
 
-    if (argc != 2 || (strcmp(argv[1], "flip") && strcmp(argv[1], "mute"))) {
+    if (argc != 2 ||
+        (strcmp(argv[1], "flip") != 0 && strcmp(argv[1], "mute") != 0)) {
         fprintf(stderr, "usage: bad-echo flip|mute\n");
         return 2;
     }
@@ -79,7 +80,9 @@ int main(int argc, char **argv)
                 continue; /* mute: swallow it */
             if (from <= FLIP_AT && FLIP_AT < peers[i].seen)
                 buf[FLIP_AT - from] ^= 1;
-            writen(pfds[i].fd, buf, (size_t)got); /* blocking: a test tool */
+            /* Blocking: a test tool. A peer that has gone is seen by the
+             * next read(). */
+            (void)writen(pfds[i].fd, buf, (size_t)got);
         }
     }
 }
