@@ -103,15 +103,17 @@ _nservers=0
 # start_server LESSON [ARGS...]: starts LESSON's server with -p 0, then
 # $SERVER_ARGS, then ARGS (which may override -H and -p), and waits for
 # its "listening on" line. Sets SERVER_PID, PORT, SERVER_ADDR (as printed)
-# and SERVER_LOG (the server's stderr).
+# and SERVER_LOG (the server's stderr). $SERVER_WRAPPER, if set, is a
+# command that execs the server ("prlimit --nofile=12 --"): the pid stays.
 start_server() {
-    local lesson=$1 line extra=()
+    local lesson=$1 line extra=() wrap=()
     shift
     read -ra extra <<<"${SERVER_ARGS:-}"
+    read -ra wrap <<<"${SERVER_WRAPPER:-}"
     _nservers=$((_nservers + 1))
     SERVER_LOG=$BATS_TEST_TMPDIR/server$_nservers.log
     spawn "$BATS_TEST_TMPDIR/server$_nservers.out" "$SERVER_LOG" \
-        "$(server_bin "$lesson")" -p 0 "${extra[@]}" "$@"
+        "${wrap[@]}" "$(server_bin "$lesson")" -p 0 "${extra[@]}" "$@"
     SERVER_PID=$SPAWNED_PID
     wait_for 30 listening_or_exited "$SERVER_PID" "$SERVER_LOG" || true
     if ! log_has "$SERVER_LOG" '^listening on '; then

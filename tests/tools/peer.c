@@ -21,6 +21,21 @@
  *       the connection before echoing). It holds the connections until
  *       EOF on its stdin, then half-closes every one, waits for the server
  *       to close them all, and prints "done".
+ *   peer churn HOST PORT N
+ *       N connections one after the other: connect, send a line, read its
+ *       echo, half-close, read the server's EOF, close. Prints "churned N".
+ *   peer resets HOST PORT N
+ *       N connections one after the other, each reset mid-transfer as in
+ *       "reset" (256 KiB offered). Prints "reset N".
+ *   peer trickle HOST PORT N
+ *       Sends N bytes one write() each, waiting for each byte's echo
+ *       before the next: a pause between bytes, and as many segments as
+ *       bytes. Prints "trickled N".
+ *   peer halfclose HOST PORT BYTES
+ *       Sends BYTES, reading the echo only when the socket will not take
+ *       more, half-closes right after the last byte -- the server then
+ *       still holds echo for us -- and reads the rest. Prints "echoed
+ *       BYTES then EOF" if every byte came back, in order, then EOF.
  *
  * Each line printed is flushed at once: tests wait for them. Every mode
  * gives up after a minute (alarm), so a test can never hang on a peer.
@@ -32,7 +47,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -92,6 +111,12 @@ static int hold(const char *host, const char *port, const char *msg)
     else
         err_quit("unexpected %s", got > 0 ? "data" : "error");
     return 0;
+}
+
+/* Byte i of the streams that churn, trickle and halfclose send. */
+static unsigned char stream_byte(long i)
+{
+    return (unsigned char)(i % 251);
 }
 
 static int reset(const char *host, const char *port, long bytes)
@@ -246,12 +271,132 @@ static int crowd(const char *host, const char *port, long n)
     return 0;
 }
 
+static int churn(const char *host, const char *port, long n)
+{
+    char msg[64], buf[64];
+
+    for (long i = 0; i < n; i++) {
+        int fd = connect_to(host, port);
+        size_t len = (size_t)snprintf(msg, sizeof msg, "churn %ld\n", i);
+        if (writen(fd, msg, len) == -1)
+            err_sys("connection %ld: write", i);
+        if (readn(fd, buf, len) != (ssize_t)len || memcmp(buf, msg, len) != 0)
+            err_quit("connection %ld: wrong echo", i);
+        if (shutdown(fd, SHUT_WR) == -1)
+            err_sys("shutdown");
+        if (read(fd, buf, sizeof buf) != 0)
+            err_quit("connection %ld: no EOF after the echo", i);
+        close(fd);
+    }
+    printf("churned %ld\n", n);
+    return 0;
+}
+
+static int resets(const char *host, const char *port, long n)
+{
+    for (long i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid == -1)
+            err_sys("fork");
+        if (pid == 0) {
+            /* reset() prints a line: keep it out of our stdout. */
+            if (freopen("/dev/null", "w", stdout) == NULL)
+                err_sys("freopen");
+            exit(reset(host, port, 256 * 1024));
+        }
+        int status;
+        if (waitpid(pid, &status, 0) == -1 || status != 0)
+            err_quit("reset %ld failed", i);
+    }
+    printf("reset %ld\n", n);
+    return 0;
+}
+
+static int trickle(const char *host, const char *port, long n)
+{
+    int fd = connect_to(host, port);
+    const int on = 1;
+
+    /* Nagle would hold our bytes back until the previous one is acked. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    for (long i = 0; i < n; i++) {
+        unsigned char b = stream_byte(i), back;
+        if (write(fd, &b, 1) != 1)
+            err_sys("write");
+        if (read(fd, &back, 1) != 1 || back != b)
+            err_quit("byte %ld: wrong or missing echo", i);
+    }
+    printf("trickled %ld\n", n);
+    return 0;
+}
+
+/* Checks and counts what the server echoed; false at EOF. */
+static bool take_echo(int fd, long *got)
+{
+    unsigned char buf[65536];
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+
+    if (n == -1 && errno == EAGAIN)
+        return true;
+    if (n == -1)
+        err_sys("read");
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] != stream_byte(*got + i))
+            err_quit("byte %ld of the echo is wrong", *got + i);
+    *got += n;
+    return n > 0;
+}
+
+static int halfclose(const char *host, const char *port, long bytes)
+{
+    int fd = connect_to(host, port);
+    unsigned char buf[65536];
+    struct pollfd pfd = {.fd = fd};
+    long sent = 0, got = 0;
+
+    while (sent < bytes) {
+        size_t chunk = 0;
+        while (chunk < sizeof buf && sent + (long)chunk < bytes) {
+            buf[chunk] = stream_byte(sent + (long)chunk);
+            chunk++;
+        }
+        ssize_t put = send(fd, buf, chunk, MSG_DONTWAIT);
+        if (put == -1 && errno != EAGAIN)
+            err_sys("send");
+        if (put > 0) {
+            sent += put;
+            continue;
+        }
+        /* Full: let the echo flow, or the server stops reading us. */
+        pfd.events = POLLIN | POLLOUT;
+        if (poll(&pfd, 1, -1) == -1)
+            err_sys("poll");
+        if ((pfd.revents & POLLIN) && !take_echo(fd, &got))
+            err_quit("EOF after %ld of %ld bytes sent", got, sent);
+    }
+    if (shutdown(fd, SHUT_WR) == -1)
+        err_sys("shutdown");
+    pfd.events = POLLIN;
+    do {
+        if (poll(&pfd, 1, -1) == -1)
+            err_sys("poll");
+    } while (take_echo(fd, &got));
+    if (got != bytes)
+        err_quit("echo cut short: %ld of %ld bytes, then EOF", got, bytes);
+    printf("echoed %ld then EOF\n", bytes);
+    return 0;
+}
+
 static _Noreturn void usage(void)
 {
     fprintf(stderr, "usage: peer hold HOST PORT [MESSAGE]\n"
                     "       peer reset HOST PORT BYTES\n"
                     "       peer flood HOST PORT BYTES\n"
-                    "       peer crowd HOST PORT N\n");
+                    "       peer crowd HOST PORT N\n"
+                    "       peer churn HOST PORT N\n"
+                    "       peer resets HOST PORT N\n"
+                    "       peer trickle HOST PORT N\n"
+                    "       peer halfclose HOST PORT BYTES\n");
     exit(2);
 }
 
@@ -270,5 +415,13 @@ int main(int argc, char **argv)
         return flood(argv[2], argv[3], bytes);
     if (strcmp(argv[1], "crowd") == 0)
         return crowd(argv[2], argv[3], bytes);
+    if (strcmp(argv[1], "churn") == 0)
+        return churn(argv[2], argv[3], bytes);
+    if (strcmp(argv[1], "resets") == 0)
+        return resets(argv[2], argv[3], bytes);
+    if (strcmp(argv[1], "trickle") == 0)
+        return trickle(argv[2], argv[3], bytes);
+    if (strcmp(argv[1], "halfclose") == 0)
+        return halfclose(argv[2], argv[3], bytes);
     usage();
 }
