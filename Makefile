@@ -10,6 +10,7 @@
 #   make bench         every model under the same load: bench/results/
 #   make format        reformat with .clang-format; make format-check checks
 #   make lint          clang-tidy (.clang-tidy) and cppcheck: scripts/lint
+#   make fuzz          libFuzzer over common/'s parsers, FUZZ_SECONDS each
 #   make clean         remove everything built
 #
 # CFLAGS=... adds to the required flags below, it never replaces them.
@@ -137,3 +138,6 @@ clean:
 		$(BENCH)
 
 -include $(shell find $(OBJ_DIR) -name '*.d' 2>/dev/null)
+
+# libFuzzer harnesses of common/: make fuzz, make fuzz-build (tests/fuzz/fuzz.mk).
+include tests/fuzz/fuzz.mk

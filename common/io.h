@@ -45,7 +45,10 @@ void readline_init(struct line_reader *lr, int fd);
  * so does the last line of the input when it has no '\n'. NUL bytes are
  * data: use the return value, not strlen(). Returns the number of bytes
  * stored (NUL excluded), 0 at end of input, -1 with errno set on error
- * (EINVAL if maxlen < 2). */
+ * (EINVAL if maxlen < 2). It is meant for blocking descriptors: on a
+ * non-blocking one, an EAGAIN met after a partial line is reported on the
+ * next call even if data has come since, which an edge-triggered loop
+ * would wait on for ever. */
 ssize_t readline(struct line_reader *lr, void *buf, size_t maxlen);
 
 #endif

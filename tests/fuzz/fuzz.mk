@@ -123,8 +123,10 @@ $(FUZZ_RUNS): fuzz-run-%: $(FUZZ_BINS)
 	        "the whole output in $(FUZZ_DIR)/$*.log"; \
 	    exit 1; \
 	fi
-	@grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec)' \
-	    $(FUZZ_DIR)/$*.log | sed 's/^/    /'
+	@awk -v h=$* '/^#[0-9]+[ \t]+DONE/ { sub(/^#[0-9]+[ \t]+DONE[ \t]+/, ""); \
+	        done = $$0 } /^Done [0-9]+ runs/ { runs = $$2 } \
+	    END { print "fuzz: " h " passed: " runs " runs, " done }' \
+	    $(FUZZ_DIR)/$*.log
 
 -include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
 endif

@@ -75,6 +75,7 @@ static const uint8_t *stream_at(uint64_t pos)
     return stream + pos % PERIOD;
 }
 
+/* NOLINTNEXTLINE(readability-non-const-parameter): libFuzzer's signature */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;

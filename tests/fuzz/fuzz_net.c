@@ -64,11 +64,12 @@ static void check_parses_back(const struct sockaddr *sa, const char *text)
     char host[BIG];
     const char *colon = strrchr(text, ':');
     unsigned char addr[sizeof(struct in6_addr)];
-    unsigned port;
-    char end;
+    unsigned long port;
+    char *end;
 
     CHECK(colon != NULL);
-    CHECK(sscanf(colon + 1, "%u%c", &port, &end) == 1);
+    port = strtoul(colon + 1, &end, 10);
+    CHECK(end != colon + 1 && *end == '\0');
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
         snprintf(host, sizeof host, "%.*s", (int)(colon - text), text);

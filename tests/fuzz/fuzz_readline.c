@@ -186,6 +186,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup_failed("malloc");
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
         setup_failed("socketpair");
+    /* Room for all the data and the kernel's bookkeeping, whatever the
+     * system's default (the kernel doubles the value given). */
+    if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &(int){MAX_DATA * 2},
+                   sizeof(int)) == -1)
+        setup_failed("setsockopt");
     f.fd = sv[0];
     if (!blocking && fcntl(sv[1], F_SETFL, O_NONBLOCK) == -1)
         setup_failed("fcntl");
