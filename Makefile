@@ -4,8 +4,9 @@
 #
 #   make               build every lesson
 #   make test          build, then run every test (tests/run)
-#   make check         the same tests against ASan+UBSan builds, and TSan
-#                      builds of the lessons that start threads
+#   make check         the same tests against ASan+UBSan builds, TSan
+#                      builds of the lessons that start threads, and a
+#                      smaller run under valgrind (make valgrind)
 #   make tour          build, run every lesson, print one row each
 #   make bench         every model under the same load: bench/results/
 #   make format        reformat with .clang-format; make format-check checks
@@ -57,7 +58,7 @@ TOOLS := $(BIN_DIR)/build/tools/peer $(BIN_DIR)/build/tools/bad-echo
 # The benchmark: the load generator, and the chart drawer of bench/run.
 BENCH := $(BIN_DIR)/bench/echo-bench $(BIN_DIR)/bench/chart
 
-.PHONY: all test check tour bench lint format format-check clean test-programs
+.PHONY: all test check valgrind tour bench lint format format-check clean test-programs
 all: $(PROGRAMS) $(BENCH)
 test-programs: $(PROGRAMS) $(UNIT_TESTS) $(TOOLS) $(BENCH)
 
@@ -115,6 +116,15 @@ ifneq ($(strip $(TSAN_LESSONS)),)
 else
 	@echo "check: no lesson starts threads yet; TSan has nothing to run"
 endif
+ifneq ($(shell command -v valgrind),)
+	$(MAKE) --no-print-directory valgrind
+else
+	@echo "check: valgrind is not installed; memcheck skipped"
+endif
+
+# A smaller run with every server under valgrind's memcheck (tests/run).
+valgrind: test-programs
+	SANITIZER=valgrind tests/run
 
 tour: all
 	scripts/tour
