@@ -29,7 +29,6 @@ zombie_count() {
 zombie_count_is() { [[ $(zombie_count "$1") -eq $2 ]]; }
 
 closed_count_is() { [[ $(log_count "$1" '^closed ') -eq $2 ]]; }
-fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
 
 # hold_peer NAME MESSAGE: a peer that sends MESSAGE, reads its echo and
 # stays connected; waits for the echo. Sets PEER_PID.

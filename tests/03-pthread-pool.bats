@@ -43,7 +43,6 @@ port_of() {
 echoed() { log_has "$BATS_TEST_TMPDIR/$1.out" '^echoed$'; }
 
 # threads PID: how many threads the process has.
-threads() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
 
 threads_are() { [[ $(threads "$1") -eq $2 ]]; }
 

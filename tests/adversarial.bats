@@ -13,12 +13,7 @@ setup() {
     need_nc
 }
 
-threads() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
 children() { pgrep -c -P "$1" || true; }
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-all_closed() {
-    [[ $(log_count "$1" '^accepted ') -eq $(log_count "$1" '^closed ') ]]
-}
 settled() { # settled PID FDS THREADS: back to its counts, no child left
     [[ $(fd_count "$1") -eq $2 && $(threads "$1") -eq $3 &&
         $(children "$1") -eq 0 ]]
@@ -50,7 +45,6 @@ settled() { # settled PID FDS THREADS: back to its counts, no child left
     run nc_echo "$PORT" <<<"after the resets"
     assert_output "after the resets"
 }
-fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
 
 @test "$L: 3000 bytes one at a time, each awaited, come back exactly" {
     start_server "$LESSON"
@@ -116,4 +110,3 @@ fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
 held_or_refused() {
     log_has "$BATS_TEST_TMPDIR/hold.$1" '^echoed$' || exited "$2"
 }
-sleeping() { [[ $(proc_state "$1") == S ]]; }

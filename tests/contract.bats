@@ -268,11 +268,6 @@ stats_line_is() {
     kill -0 "$SERVER_PID"
 }
 
-all_closed() {
-    [[ $(log_count "$1" '^accepted ') -eq $(log_count "$1" '^closed ') ]]
-}
-fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
-
 # queues LOCALPORT PEERPORT: "RECVQ SENDQ" of one established socket.
 queues() {
     ss -Htn state established "( sport = :$1 and dport = :$2 )" |
@@ -287,7 +282,6 @@ backed_up() {
     read -ra cli <<<"$(queues "$2" "$1")"
     ((${srv[0]:-0} > 0 && ${srv[1]:-0} > 0 && ${cli[1]:-0} > 0))
 }
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 @test "$L: a client that never reads stalls nobody else and costs bounded memory" {
     [[ $LESSON != 01-* ]] ||
@@ -326,7 +320,6 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # socket's Recv-Q).
 listen_queue() { ss -Htln "sport = :$1" | awk '{ print $2 }'; }
 listen_queue_is() { [[ $(listen_queue "$1") == "$2" ]]; }
-sleeping() { [[ $(proc_state "$1") == S ]]; }
 
 @test "$L: out of descriptors: logs EMFILE, does not spin, serves again later" {
     start_server "$LESSON"

@@ -141,6 +141,21 @@ stop_server() {
 
 # fd_count PID: how many descriptors the process holds.
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
+
+# threads PID, rss_kb PID: its thread count, its resident memory in KiB.
+threads() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# sleeping PID: the process (its main thread) is asleep, waiting for an
+# event, rather than running: a server that spins is never found so.
+sleeping() { [[ $(proc_state "$1") == S ]]; }
+
+# all_closed LOG: every connection the server logged as accepted it has
+# also logged as closed.
+all_closed() {
+    [[ $(log_count "$1" '^accepted ') -eq $(log_count "$1" '^closed ') ]]
+}
 
 # need_nc: netcat-openbsd, for its -N (half-close at EOF on stdin).
 need_nc() {

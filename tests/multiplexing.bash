@@ -39,18 +39,12 @@ crowd_leave() {
     wait_for 20 exited "$CROWD_PID"
 }
 
-all_closed() {
-    [[ $(log_count "$1" '^accepted ') -eq $(log_count "$1" '^closed ') ]]
-}
-
 # threads_of PID N: the process has N threads.
 threads_of() {
     local n
-    n=$(awk '/^Threads:/ { print $2 }' "/proc/$1/status")
+    n=$(threads "$1")
     [[ $n -eq $2 ]] || fail "$n threads, not $2"
 }
-
-fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
 
 # crowd_bytes N: what a crowd of N sends in its two rounds.
 crowd_bytes() {
