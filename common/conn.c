@@ -82,17 +82,14 @@ static int keep(struct conn *c, const char *p, size_t n)
     return 0;
 }
 
-ssize_t conn_read(struct conn *c, size_t size)
+ssize_t conn_recv(struct conn *c, void *buf, size_t size)
 {
-    char buf[CONN_READ_MAX];
-    ssize_t n, w = 0;
+    ssize_t n;
 
     if (size == 0) {
         errno = EINVAL; /* read() would return 0: "the client has gone" */
         return -1;
     }
-    if (size > sizeof buf)
-        size = sizeof buf;
     do {
         c->nreads++;
         n = read(c->fd, buf, size);
@@ -101,17 +98,40 @@ ssize_t conn_read(struct conn *c, size_t size)
         c->peer_done = true;
     if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
         return fail(c, "read", errno);
-    if (n <= 0)
-        return n;
+    return n;
+}
 
+int conn_send(struct conn *c, const void *p, size_t n)
+{
+    ssize_t w = 0;
+
+    if (c->error != 0) {
+        errno = c->error; /* the connection is over: send nothing more */
+        return -1;
+    }
     /* Bytes already waiting must leave first: only with nothing pending
      * may the new ones be written directly. */
-    if (conn_pending(c) == 0) {
-        w = write_some(c, buf, (size_t)n);
+    if (conn_pending(c) == 0 && n > 0) {
+        w = write_some(c, p, n);
         if (w == -1)
             return -1;
     }
-    if (w < n && keep(c, buf + w, (size_t)(n - w)) == -1)
+    if ((size_t)w < n)
+        return keep(c, (const char *)p + w, n - (size_t)w);
+    return 0;
+}
+
+ssize_t conn_read(struct conn *c, size_t size)
+{
+    char buf[CONN_READ_MAX];
+    ssize_t n;
+
+    if (size > sizeof buf)
+        size = sizeof buf;
+    n = conn_recv(c, buf, size);
+    if (n <= 0)
+        return n;
+    if (conn_send(c, buf, (size_t)n) == -1)
         return -1;
     return n;
 }

@@ -57,8 +57,21 @@ struct conn *conn_new(int connfd, const struct sockaddr *sa, socklen_t salen);
 /* Closes the descriptor and frees everything. */
 void conn_free(struct conn *c);
 
-/* One read() of at most size bytes (capped at CONN_READ_MAX; size 0 fails
- * with EINVAL and changes nothing), and the echo
+/* One read() of at most size bytes into buf, retried if a signal
+ * interrupted it, and nothing else: for servers that do something other
+ * than echo at once (07's callbacks, 08's workers). Returns the number of
+ * bytes read; 0 when the client half-closed (sets peer_done); -1 with errno
+ * EAGAIN when there was nothing to read, or -1 after a failure (recorded
+ * in error). size 0 fails with EINVAL and changes nothing. */
+ssize_t conn_recv(struct conn *c, void *buf, size_t size);
+
+/* Sends n bytes after those already pending: written at once where the
+ * socket takes them and nothing else waits, the rest kept. Returns 0, or -1
+ * after a failure (recorded in error), or at once with errno set to the
+ * recorded error when an earlier call failed. */
+int conn_send(struct conn *c, const void *p, size_t n);
+
+/* One conn_recv() of at most size bytes (capped at CONN_READ_MAX), and the echo
  * of what came: written at once where the socket takes it, the rest kept.
  * Returns the number of bytes read; 0 when the client half-closed (sets
  * peer_done); -1 with errno EAGAIN when there was nothing to read, or -1

@@ -3111,6 +3111,74 @@ static int conn_read_cap_child(void *arg)
     return first == CONN_READ_MAX && second == EXTRA ? 0 : FAILED_BIT(0);
 }
 
+/* conn_recv() reads without echoing; conn_send() writes at once when
+ * nothing is pending, keeps what the socket does not take, and keeps order
+ * behind what is pending. */
+static void test_conn_recv_and_send(void)
+{
+    struct pattern_client pc = {.first_bad = SIZE_MAX};
+    struct conn *c = conn_on_pair(&pc.fd, SMALL_SNDBUF);
+    unsigned char block[8192];
+    char buf[64];
+    size_t sent = 0;
+
+    put(pc.fd, "ping", 4);
+    ssize_t n = conn_recv(c, buf, sizeof buf);
+    if (!check(n == 4 && memcmp(buf, "ping", 4) == 0 && c->nbytes == 0 &&
+                   c->nwrites == 0 && conn_pending(c) == 0,
+               "conn_recv: returns the bytes read and writes nothing back")) {
+        diag("conn_recv returned %zd", n);
+        diag_conn(c);
+    }
+    errno = 0;
+    n = conn_recv(c, buf, 0);
+    check(n == -1 && errno == EINVAL && c->nreads == 1,
+          "conn_recv: size 0 fails with EINVAL without a read()");
+
+    /* Send the pattern in blocks until some of it stays pending, then a
+     * few blocks more, which must queue behind it. */
+    for (int extra = 0; extra < 4 && sent < 64 * CONN_HIGH_WATER;) {
+        for (size_t i = 0; i < sizeof block; i++)
+            block[i] = pattern_byte(sent + i);
+        if (conn_send(c, block, sizeof block) == -1)
+            break;
+        sent += sizeof block;
+        if (conn_pending(c) > 0)
+            extra++;
+    }
+    if (!check(c->error == 0 && conn_pending(c) > 0 && conn_wants_write(c),
+               "conn_send: what the socket does not take stays pending"))
+        diag_conn(c);
+    bool drained = drain_and_flush(c, &pc);
+    if (!check(drained && pc.received == sent && pc.first_bad == SIZE_MAX &&
+                   c->nbytes == sent && c->out == NULL,
+               "conn_send: the client gets all %zu bytes in order, and the "
+               "buffer is freed once drained",
+               sent)) {
+        diag("received %zu, first bad byte at %zu", pc.received, pc.first_bad);
+        diag_conn(c);
+    }
+
+    close(pc.fd);
+    pc.fd = -1;
+    memset(block, 'x', sizeof block);
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++)
+        rc = conn_send(c, block, sizeof block);
+    int err = errno;
+    if (!check(rc == -1 && (err == EPIPE || err == ECONNRESET) &&
+                   c->error == err && conn_finished(c),
+               "conn_send: to a client that has closed fails with EPIPE or "
+               "ECONNRESET, recorded"))
+        diag_conn(c);
+    errno = 0;
+    unsigned long long writes = c->nwrites;
+    rc = conn_send(c, "y", 1);
+    check(rc == -1 && errno == c->error && c->nwrites == writes,
+          "conn_send: after a failure, returns the recorded error at once");
+    conn_free(c);
+}
+
 static void test_conn_read_size_is_capped(void)
 {
     static const char *const what[] = {
@@ -3210,6 +3278,7 @@ int main(int argc, char **argv)
     test_conn_client_resets(true);
     test_conn_client_resets(false);
     test_conn_read_size_is_capped();
+    test_conn_recv_and_send();
 
     printf("1..%d\n", tests_run);
     return tests_failed == 0 ? 0 : 1;
