@@ -1,0 +1,186 @@
+/* 07-reactor/server.c -- the echo server as a few callbacks on a reactor.
+ *
+ * Model:   one process, one thread, as in 04 to 06, but the event loop is
+ *          now a piece of its own (reactor.h: handlers, timers, a loop
+ *          that waits and dispatches) over a demultiplexer chosen at run
+ *          time (-B select|poll|epoll, demux_*.c), and the connection
+ *          layer (tcp.h) turns socket events into the application's
+ *          events. The echo server is what is left: the callbacks below.
+ * Cost:    per client, a descriptor, a struct tcp_conn and a struct conn
+ *          (a few hundred bytes; read buffers live on the stack), and with
+ *          -i a timer in the reactor's heap; pending output up to
+ *          CONN_HIGH_WATER plus one read. The layers cost a few function
+ *          calls per event, no system call: `make bench` measures it
+ *          against 06. -B select stops at FD_SETSIZE, as 04 did.
+ * Observe: strace -e trace=epoll_wait,read,write,epoll_ctl
+ *          ./07-reactor/server -q while `nc -N 127.0.0.1 9007` sends a
+ *          line: one epoll_wait, then the read and write of on_message;
+ *          epoll_ctl only when a connection comes or goes. With -B poll
+ *          the same round is one poll().
+ * See also: 06-epoll-lt-et (before), 08-half-sync-half-async (after),
+ *          reactor.h, tcp.h, demux.h.
+ *
+ * Run it:  ./07-reactor/server [-B select|poll|epoll] [-i SECONDS]
+ *          printf 'hello\n' | nc -N 127.0.0.1 9007
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+#include "options.h"
+#include "reactor.h"
+#include "signals.h"
+#include "tcp.h"
+
+enum { LISTEN_BACKLOG = 1024 };
+
+struct echo {
+    unsigned long long served, echoed, idle_closed; /* for the stats line */
+};
+
+/* --- the application: an echo server in four and a half callbacks ------ */
+
+static void on_connection(struct tcp_conn *c)
+{
+    struct echo *e = c->ctx;
+
+    e->served++;
+    log_accepted(c->io->peer);
+}
+
+/* Everything that arrived goes back. The layer keeps what the socket does
+ * not take now, and calls on_high_water if that grows too large. */
+static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
+{
+    tcp_conn_send(c, data, len);
+    return len;
+}
+
+/* A client that does not read: stop reading from it until its echo has
+ * drained, so that it costs bounded memory and its bytes wait in the
+ * kernel's buffers and its own (TCP flow control), not in ours. */
+static void on_high_water(struct tcp_conn *c, size_t pending)
+{
+    (void)pending;
+    tcp_conn_pause_reading(c);
+}
+
+static void on_write_complete(struct tcp_conn *c)
+{
+    tcp_conn_resume_reading(c);
+}
+
+static void on_close(struct tcp_conn *c)
+{
+    struct echo *e = c->ctx;
+
+    if (c->io->error != 0 && !stop_requested()) {
+        errno = c->io->error;
+        err_ret("%s %s", c->io->failed_call, c->io->peer);
+    }
+    if (c->idle) {
+        e->idle_closed++;
+        logmsg("idle %s: closing it", c->io->peer);
+    }
+    e->echoed += c->io->nbytes;
+    log_closed(c->io->peer, c->io->nbytes);
+}
+
+/* --- the command line and the set-up ------------------------------------ */
+
+struct settings {
+    const char *backend;   /* -B */
+    unsigned long idle_ms; /* -i, in seconds on the command line */
+};
+
+enum { OPT_BACKEND = 'B', OPT_IDLE = 'i' };
+
+static int on_option(int key, const char *arg, void *ctx)
+{
+    struct settings *set = ctx;
+    long n;
+
+    if (key == OPT_IDLE) {
+        if (parse_number(arg, 1, 86400, &n) == -1)
+            return -1;
+        set->idle_ms = (unsigned long)n * 1000;
+        return 0;
+    }
+    if (strcmp(arg, "select") != 0 && strcmp(arg, "poll") != 0 &&
+        strcmp(arg, "epoll") != 0) {
+        err_msg("-B %s: expected select, poll or epoll", arg);
+        return -1;
+    }
+    set->backend = arg;
+    return 0;
+}
+
+static int listen_on(const struct net_options *opt)
+{
+    char where[HOST_PORT_LEN];
+    int gai_err;
+    int listenfd = tcp_listen(opt->host, opt->port, LISTEN_BACKLOG, &gai_err);
+
+    if (listenfd == -1 && gai_err != 0)
+        err_quit("cannot resolve %s: %s", opt->host, gai_strerror(gai_err));
+    if (listenfd == -1)
+        err_sys("cannot listen on %s",
+                host_port(opt->host, opt->port, where, sizeof where));
+    if (set_nonblocking(listenfd) == -1)
+        err_sys("fcntl O_NONBLOCK");
+    return listenfd;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct program_info pi = {
+        "07-reactor", "an echo server: callbacks on a reactor", 9007};
+    static const struct lesson_option options[] = {
+        {OPT_BACKEND, NULL, "select|poll|epoll",
+         "the demultiplexer (default epoll)"},
+        {OPT_IDLE, NULL, "SECONDS", "close clients idle that long"},
+        {0, NULL, NULL, NULL},
+    };
+    static const struct tcp_callbacks echo_callbacks = {
+        on_connection, on_message, on_write_complete, on_high_water, on_close};
+    struct settings set = {.backend = "epoll"};
+    struct net_options opt;
+    struct echo e = {0};
+    char counters[160];
+
+    parse_server_options(argc, argv, &pi, &opt, options, on_option, &set);
+    signals_init();
+    int listenfd = listen_on(&opt);
+    stop_wake_fd(STOP_LISTEN, listenfd);
+    if (spare_fd_reserve() == -1)
+        err_sys("open spare descriptor");
+    struct reactor *r = reactor_new(set.backend);
+    if (r == NULL)
+        err_sys("reactor (%s)", set.backend);
+    struct tcp_server *s =
+        tcp_server_new(r, listenfd, &echo_callbacks, &e, set.idle_ms);
+    if (s == NULL)
+        err_sys("watch the listening socket");
+    log_listening(listenfd);
+
+    /* Everything happens in the callbacks, until a stop signal shuts the
+     * listener down and its handler stops the loop. */
+    if (reactor_run(r) == -1)
+        err_sys("%s", reactor_backend(r));
+
+    tcp_server_free(s);
+    struct reactor_stats st = reactor_stats(r);
+    snprintf(counters, sizeof counters,
+             "%s: %llu waits, %llu events, %llu timers, %llu idle closed",
+             reactor_backend(r), st.waits, st.events, st.timeouts,
+             e.idle_closed);
+    reactor_free(r);
+    stop_wake_fd(STOP_LISTEN, -1);
+    close(listenfd);
+    log_stats_more(e.served, e.echoed, counters);
+    return 0;
+}

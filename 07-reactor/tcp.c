@@ -1,0 +1,347 @@
+/* tcp.c -- connections as callbacks, on top of the reactor; see tcp.h.
+ *
+ * Every event of a connection goes through on_io(): read or write what the
+ * reactor says is ready, call the application, then settle(): either close
+ * the connection or tell the reactor what to watch next. The application's
+ * callbacks never free anything themselves, so a connection is never used
+ * after it was freed, whatever a callback does.
+ */
+#include "tcp.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+#include "signals.h"
+
+struct tcp_server {
+    struct reactor *r;
+    int listenfd;
+    struct tcp_callbacks cb;
+    void *ctx;
+    uint64_t idle_ms;
+    struct tcp_conn **conns; /* every connection, for the final close */
+    size_t nconns, cap;
+};
+
+/* Whether to read: the application has not paused, the client has not
+ * half-closed, nothing failed, and what on_message left is not piling up.
+ * Pending output is the application's business: see on_high_water. */
+static bool wants_read(const struct tcp_conn *c)
+{
+    return !c->paused && !c->io->peer_done && c->io->error == 0 &&
+           c->in_len < CONN_HIGH_WATER;
+}
+
+static void on_io(struct reactor *r, int fd, unsigned mask, void *arg);
+
+/* Calls the application's close callback, then frees c. */
+static void close_conn(struct tcp_conn *c)
+{
+    struct tcp_server *s = c->server;
+    struct tcp_conn *last = s->conns[--s->nconns];
+
+    last->io->index = c->io->index;
+    s->conns[c->io->index] = last;
+    /* Forget before close(): the number may come back from accept() at
+     * once, for another client. */
+    reactor_forget(s->r, c->io->fd);
+    reactor_timer_stop(s->r, &c->idle_timer);
+    s->cb.on_close(c);
+    conn_free(c->io);
+    free(c->in);
+    free(c);
+}
+
+/* After an event: close c if it is over, or watch it for what it needs. */
+static void settle(struct tcp_conn *c)
+{
+    struct tcp_server *s = c->server;
+    unsigned mask = (wants_read(c) ? RE_READ : 0u) |
+                    (conn_wants_write(c->io) ? RE_WRITE : 0u);
+
+    if (c->closing || conn_finished(c->io)) {
+        close_conn(c);
+        return;
+    }
+    /* Only a change reaches the backend: one epoll_ctl(), or none. */
+    if (mask != reactor_watching(s->r, c->io->fd) &&
+        reactor_watch(s->r, c->io->fd, mask, on_io, c) == -1) {
+        c->io->error = errno;
+        c->io->failed_call = "watch";
+        close_conn(c);
+    }
+}
+
+/* Records a failure of the layer's own (memory): the connection closes. */
+static void fail(struct tcp_conn *c, const char *call, int err)
+{
+    c->io->error = err;
+    c->io->failed_call = call;
+}
+
+/* Hands the client's bytes to on_message, with whatever it left last
+ * time in front of them, and keeps what it leaves now. Only a connection
+ * whose application does not consume everything owns an input buffer;
+ * the echo server's never do. */
+static void deliver(struct tcp_conn *c, const char *buf, size_t n)
+{
+    const char *data = buf;
+    size_t len = n, used;
+
+    if (c->in_len > 0) {
+        char *bigger = realloc(c->in, c->in_len + n);
+        if (bigger == NULL) {
+            fail(c, "malloc", ENOMEM);
+            return;
+        }
+        memcpy(bigger + c->in_len, buf, n);
+        c->in = bigger;
+        c->in_len += n;
+        data = c->in;
+        len = c->in_len;
+    }
+    used = c->server->cb.on_message(c, data, len);
+    if (used > len)
+        used = len;
+    if (data == c->in) {
+        c->in_len -= used;
+        memmove(c->in, c->in + used, c->in_len);
+        if (c->in_len == 0) {
+            free(c->in);
+            c->in = NULL;
+        }
+    } else if (used < len) {
+        c->in = malloc(len - used);
+        if (c->in == NULL) {
+            fail(c, "malloc", ENOMEM);
+            return;
+        }
+        memcpy(c->in, data + used, len - used);
+        c->in_len = len - used;
+    }
+}
+
+/* One read(), as level-triggered demultiplexers want: if more is waiting,
+ * the next wait reports the socket again, after the other clients had
+ * their turn. The buffer is on the stack: an idle connection owns none. */
+static void on_readable(struct tcp_conn *c)
+{
+    char buf[CONN_READ_MAX];
+    ssize_t n = conn_recv(c->io, buf, sizeof buf);
+
+    if (n <= 0)
+        return; /* EAGAIN, the client's EOF (peer_done), or a failure */
+    c->last_active_ms = reactor_now(c->server->r);
+    deliver(c, buf, (size_t)n);
+    if (!c->above_high_water && conn_pending(c->io) >= CONN_HIGH_WATER) {
+        c->above_high_water = true;
+        c->server->cb.on_high_water(c, conn_pending(c->io));
+    }
+}
+
+static void on_writable(struct tcp_conn *c)
+{
+    size_t before = conn_pending(c->io);
+
+    if (conn_flush(c->io) == -1)
+        return;
+    if (conn_pending(c->io) < before)
+        c->last_active_ms = reactor_now(c->server->r);
+    if (conn_pending(c->io) == 0) {
+        c->above_high_water = false;
+        c->server->cb.on_write_complete(c);
+    }
+}
+
+static void on_io(struct reactor *r, int fd, unsigned mask, void *arg)
+{
+    struct tcp_conn *c = arg;
+
+    (void)r;
+    (void)fd;
+    if ((mask & RE_READ) && wants_read(c))
+        on_readable(c);
+    if ((mask & RE_WRITE) && conn_wants_write(c->io))
+        on_writable(c);
+    settle(c);
+}
+
+/* The idle timer is not reset by every byte: that would cost a heap update
+ * per read. Each byte only notes the time; when the timer fires, it closes
+ * the connection if nothing has moved since, or starts again for the time
+ * that is left. */
+static void on_idle_timer(struct reactor *r, void *arg)
+{
+    struct tcp_conn *c = arg;
+    uint64_t quiet = reactor_now(r) - c->last_active_ms;
+
+    if (quiet >= c->server->idle_ms) {
+        c->idle = true;
+        close_conn(c);
+    } else if (reactor_timer_start(r, &c->idle_timer,
+                                   c->server->idle_ms - quiet, on_idle_timer,
+                                   c) == -1) {
+        fail(c, "malloc", ENOMEM);
+        close_conn(c);
+    }
+}
+
+/* Takes c into the server's table and the reactor; false if it could not,
+ * with the reason in errno. */
+static bool add_conn(struct tcp_server *s, struct tcp_conn *c)
+{
+    if (s->nconns == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        struct tcp_conn **bigger = realloc(s->conns, cap * sizeof *bigger);
+        if (bigger == NULL)
+            return false;
+        s->conns = bigger;
+        s->cap = cap;
+    }
+    if (reactor_watch(s->r, c->io->fd, RE_READ, on_io, c) == -1)
+        return false;
+    if (s->idle_ms > 0 && reactor_timer_start(s->r, &c->idle_timer, s->idle_ms,
+                                              on_idle_timer, c) == -1) {
+        reactor_forget(s->r, c->io->fd);
+        return false;
+    }
+    c->io->index = s->nconns;
+    s->conns[s->nconns++] = c;
+    return true;
+}
+
+/* A connection for connfd, registered; false if there was no room for it
+ * (the client is then turned away, and the reason logged). */
+static void new_conn(struct tcp_server *s, int connfd,
+                     const struct sockaddr *sa, socklen_t salen)
+{
+    struct conn *io = conn_new(connfd, sa, salen);
+    struct tcp_conn *c = io ? calloc(1, sizeof *c) : NULL;
+
+    if (c == NULL) {
+        err_ret("no memory for a client");
+        if (io != NULL)
+            conn_free(io);
+        else
+            close(connfd);
+        return;
+    }
+    *c = (struct tcp_conn){.io = io,
+                           .server = s,
+                           .ctx = s->ctx,
+                           .last_active_ms = reactor_now(s->r)};
+    if (!add_conn(s, c)) {
+        if (errno == ERANGE)
+            err_msg("%s: descriptor %d is past FD_SETSIZE (%d), which "
+                    "select() cannot watch: closed",
+                    io->peer, connfd, FD_SETSIZE);
+        else
+            err_ret("%s: cannot watch it", io->peer);
+        conn_free(io);
+        free(c);
+        return;
+    }
+    s->cb.on_connection(c);
+    settle(c);
+}
+
+/* Takes one client the listener has queued; false when there is nothing
+ * more to take now. A failure concerns one client at most. */
+static bool accept_one(struct tcp_server *s)
+{
+    struct sockaddr_storage cliaddr;
+    socklen_t clilen = sizeof cliaddr;
+    int connfd = accept4(s->listenfd, (struct sockaddr *)&cliaddr, &clilen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (connfd == -1) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || stop_requested())
+            return false;
+        if (errno == EMFILE || errno == ENFILE) {
+            /* The client stays queued and the listener readable: without
+             * the spare descriptor, every wait would return at once. */
+            int err = errno;
+            if (shed_connection(s->listenfd) == -1)
+                return false;
+            errno = err;
+            err_ret("accept: out of descriptors, a client was turned away");
+            return true;
+        }
+        if (accept_error_is_transient(errno)) {
+            err_ret("accept"); /* that client is gone; try the next */
+            return true;
+        }
+        err_sys("accept");
+    }
+    new_conn(s, connfd, (struct sockaddr *)&cliaddr, clilen);
+    return true;
+}
+
+/* The listener is readable: take every client waiting. The stop handler
+ * (common/signals.c) shuts the listener down, which also makes it
+ * readable: that is how the loop learns it must stop. */
+static void on_accept(struct reactor *r, int fd, unsigned mask, void *arg)
+{
+    struct tcp_server *s = arg;
+
+    (void)fd;
+    (void)mask;
+    while (accept_one(s))
+        ;
+    if (stop_requested())
+        reactor_stop(r);
+}
+
+struct tcp_server *tcp_server_new(struct reactor *r, int listenfd,
+                                  const struct tcp_callbacks *cb, void *ctx,
+                                  uint64_t idle_ms)
+{
+    struct tcp_server *s = calloc(1, sizeof *s);
+
+    if (s == NULL)
+        return NULL;
+    *s = (struct tcp_server){.r = r,
+                             .listenfd = listenfd,
+                             .cb = *cb,
+                             .ctx = ctx,
+                             .idle_ms = idle_ms};
+    if (reactor_watch(r, listenfd, RE_READ, on_accept, s) == -1) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void tcp_server_free(struct tcp_server *s)
+{
+    while (s->nconns > 0)
+        close_conn(s->conns[s->nconns - 1]);
+    reactor_forget(s->r, s->listenfd);
+    free(s->conns);
+    free(s);
+}
+
+int tcp_conn_send(struct tcp_conn *c, const void *p, size_t n)
+{
+    return conn_send(c->io, p, n);
+}
+
+void tcp_conn_pause_reading(struct tcp_conn *c)
+{
+    c->paused = true;
+}
+
+void tcp_conn_resume_reading(struct tcp_conn *c)
+{
+    c->paused = false;
+}
+
+void tcp_conn_close(struct tcp_conn *c)
+{
+    c->closing = true;
+}

@@ -1,0 +1,89 @@
+/* tcp.h -- a TCP server on top of the reactor: the events of a connection
+ * as callbacks, so that the application is nothing but callbacks.
+ *
+ * A TCP program meets four and a half events, and the application gets
+ * one callback for each:
+ *   on_connection      a client has connected (accepted and registered);
+ *   on_message         bytes have arrived: the ones not consumed yet;
+ *   on_write_complete  output that had to wait has all gone to the kernel;
+ *   on_close           the connection is over: the client closed, reset or
+ *                      idled too long, or the server is stopping;
+ * and the half, on_high_water: the output pending for a slow reader has
+ * just grown past the mark (CONN_HIGH_WATER). The layer does not decide
+ * what to do about it: the application may pause reading, as the echo
+ * server does, or drop the client, or let the buffer grow.
+ *
+ * Everything else -- accept(), non-blocking reads and writes, the output
+ * buffer (common/conn.c), half-close, EMFILE, idle timeouts -- happens
+ * here, once, below the application.
+ *
+ * Callbacks run on the reactor's thread. They must not block, and they
+ * must not free a connection: tcp_conn_close() asks the layer to close it
+ * once the callback has returned.
+ */
+#ifndef TCP_H
+#define TCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "reactor.h"
+
+struct tcp_conn;
+struct tcp_server;
+
+struct tcp_callbacks {
+    void (*on_connection)(struct tcp_conn *c);
+    /* Returns how many of the len bytes it consumed; the rest are kept and
+     * come back, with what arrives next, in the next call. */
+    size_t (*on_message)(struct tcp_conn *c, const char *data, size_t len);
+    void (*on_write_complete)(struct tcp_conn *c);
+    void (*on_high_water)(struct tcp_conn *c, size_t pending);
+    void (*on_close)(struct tcp_conn *c);
+};
+
+/* The application may read these fields; only tcp.c writes them. */
+struct tcp_conn {
+    struct conn *io; /* descriptor, peer, output buffer, counters */
+    struct tcp_server *server;
+    void *ctx; /* the server's ctx, for the callbacks */
+    char *in;  /* bytes on_message left, or NULL */
+    size_t in_len;
+    bool paused;             /* tcp_conn_pause_reading() */
+    bool above_high_water;   /* on_high_water was called, not yet drained */
+    bool closing;            /* tcp_conn_close(), or a failure */
+    bool idle;               /* closed by the idle timer */
+    uint64_t last_active_ms; /* on reactor_now()'s clock */
+    struct timer idle_timer;
+};
+
+/* Accepts clients on listenfd (non-blocking, already listening), serves
+ * them with cb, and passes ctx to every callback through tcp_conn.ctx.
+ * idle_ms > 0 closes a client after that long without a byte moving either
+ * way. Returns NULL with errno set. */
+struct tcp_server *tcp_server_new(struct reactor *r, int listenfd,
+                                  const struct tcp_callbacks *cb, void *ctx,
+                                  uint64_t idle_ms);
+
+/* Closes every connection (on_close for each), then frees the server. The
+ * listening socket is the caller's. */
+void tcp_server_free(struct tcp_server *s);
+
+/* Sends n bytes: written now as far as the socket takes them, the rest
+ * kept in order and sent when it is writable. Returns 0, or -1 once the
+ * connection has failed (it is then closed after the callback). */
+int tcp_conn_send(struct tcp_conn *c, const void *p, size_t n);
+
+/* Stops and restarts reading from the client: its bytes then wait in the
+ * kernel's buffers, and TCP's flow control slows the client down. */
+void tcp_conn_pause_reading(struct tcp_conn *c);
+void tcp_conn_resume_reading(struct tcp_conn *c);
+
+/* Closes the connection once the running callback has returned: output
+ * still pending is dropped. Like tcp_conn_send(), for the connection's own
+ * callbacks. */
+void tcp_conn_close(struct tcp_conn *c);
+
+#endif

@@ -1,0 +1,115 @@
+#!/usr/bin/env bats
+# tests/07-reactor.bats -- what lesson 07 claims (LESSONS.md, row 07): the
+# event loop is a piece of its own with swappable demultiplexers; idle
+# clients are closed by timers, one per connection, not by a periodic scan;
+# 10 000 connections echo with the epoll backend, and idle they cost the
+# server little memory. (The whole contract runs under each backend:
+# tests/07-reactor.variants.)
+
+load helpers
+load multiplexing
+
+LESSON=07-reactor
+
+setup() {
+    need_nc
+}
+
+# counter NAME: a counter of the stats line ("waits", "idle closed").
+counter() {
+    sed -nE "s/^served .* ([0-9]+) $1(,.*)?\$/\\1/p" "$SERVER_LOG"
+}
+
+@test "07-reactor: -B picks the demultiplexer, and the stats line names it" {
+    local b
+    for b in select poll epoll; do
+        start_server "$LESSON" -B "$b"
+        run nc_echo "$PORT" <<<"through $b"
+        assert_output "through $b"
+        stop_server
+        run grep '^served ' "$SERVER_LOG"
+        assert_output --regexp "^served 1 connections, echoed 10?[0-9] bytes, $b: [0-9]+ waits, "
+    done
+    run --separate-stderr "$(server_bin "$LESSON")" -B kqueue
+    assert_equal "$status" 2
+    [[ $stderr == *"expected select, poll or epoll"* ]]
+}
+
+idle_lines_are() {
+    [[ $(log_count "$SERVER_LOG" '^idle 127\.0\.0\.1:[0-9]+: closing it$') -eq $1 ]]
+}
+
+# An idle client is any that holds its connection and sends nothing.
+@test "07-reactor: -i 1 closes idle clients, each by its own timer" {
+    local n=50 i
+    start_server "$LESSON" -i 1
+    crowd_start "$n"
+    wait_for 60 log_has "$CROWD_OUT" '^round 2: '
+    assert_crowd_round 1 "$n" 0
+    # Nothing moves after the crowd's two rounds: a second later the
+    # server closes every connection.
+    wait_for 30 idle_lines_are "$n" ||
+        fail "$(log_count "$SERVER_LOG" '^idle ') idle lines, not $n"
+    wait_for 20 all_closed "$SERVER_LOG"
+    crowd_leave
+    # A connection that is still active is not touched.
+    run nc_echo "$PORT" <<<"still serving"
+    assert_output "still serving"
+    stop_server
+    [[ $(counter "idle closed") -eq $n ]]
+    # Each connection's own timer ran once or twice: once if nothing had
+    # moved since it was started, twice if bytes had moved and it had to
+    # start again for the rest of the quiet second. Nothing scanned them.
+    local timers
+    timers=$(counter timers)
+    ((timers >= n && timers <= 2 * n)) || fail "$timers timers ran for $n idle clients"
+}
+
+@test "07-reactor: without -i an idle client is never closed" {
+    start_server "$LESSON"
+    crowd_start 5
+    wait_for 60 log_has "$CROWD_OUT" '^round 2: '
+    # No timer exists at all: the loop sleeps in epoll_wait with no timeout.
+    run nc_echo "$PORT" <<<"another client"
+    assert_output "another client"
+    wait_for 20 sleeping "$SERVER_PID"
+    [[ $(log_count "$SERVER_LOG" '^closed ') -eq 1 ]]
+    crowd_leave
+    stop_server
+    [[ $(counter timers) -eq 0 ]]
+}
+
+@test "07-reactor: 10 000 concurrent clients echo with epoll; idle, they cost under 20 MiB in all" {
+    local n=10000 before after
+    start_server "$LESSON" -q
+    prlimit --pid "$SERVER_PID" --nofile=12000:
+    before=$(rss_kb "$SERVER_PID")
+    crowd_expect "$n" "$n"
+    threads_of "$SERVER_PID" 1
+    # The crowd now holds its connections, idle.
+    after=$(rss_kb "$SERVER_PID")
+    echo "# RSS $before KiB before, $after KiB with $n idle connections:" \
+        "$(((after - before) * 1024 / n)) bytes each" >&3
+    ((after < 20 * 1024)) || fail "RSS $after KiB with $n idle connections"
+    crowd_leave
+    stop_server
+    run grep '^served ' "$SERVER_LOG"
+    assert_output --regexp "^served $n connections, echoed $(crowd_bytes "$n") bytes, "
+}
+
+@test "07-reactor: -B select refuses clients past FD_SETSIZE with a log line while the first keep echoing" {
+    start_server "$LESSON" -B select
+    prlimit --pid "$SERVER_PID" --nofile=2048:
+    local n=1100 base echoed
+    base=$(fd_count "$SERVER_PID")
+    crowd_start "$n"
+    wait_for 60 log_has "$CROWD_OUT" '^round 2: '
+    echoed=$((1024 - base))
+    assert_crowd_round 1 "$echoed" $((n - echoed))
+    assert_crowd_round 2 "$echoed" 0
+    [[ $(log_count "$SERVER_LOG" 'descriptor 1024 is past FD_SETSIZE \(1024\)') -eq $((n - echoed)) ]] ||
+        fail "not one log line per refused client"
+    crowd_leave
+    run nc_echo "$PORT" <<<"still serving"
+    assert_output "still serving"
+}
