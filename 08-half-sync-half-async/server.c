@@ -13,7 +13,7 @@
  *          each connection's replies leave in the order its requests came,
  *          whichever worker finished first.
  * Cost:    N + 1 threads, one descriptor and one struct session per client,
- *          an eventfd; per request a malloc, two queue hand-offs (two locks)
+ *          an eventfd; per request two queue hand-offs (two locks)
  *          and, when the I/O thread is asleep, an eventfd write and read and
  *          two thread switches. Memory is bounded twice: the work queue
  *          holds at most -Q requests (then nobody is read), and a
@@ -39,7 +39,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -66,12 +65,13 @@ enum { MAX_WORK_USEC = 250000 };
 
 struct session;
 
-/* One request: the bytes one read() returned. For an echo, the reply is the
- * request itself, so a worker hands back the very same buffer. A request is
- * in at most one queue at a time (next), and in its session's list of
- * requests not yet answered (later) until its reply has been sent. */
+/* One request: the bytes one read() returned, in a buffer of -b bytes. For
+ * an echo, the reply is the request itself, so a worker hands back the very
+ * same buffer. A request is in at most one queue at a time (next), and in
+ * its session's list of requests not yet answered (later) until its reply
+ * has been sent; then the I/O thread keeps it for a later read (spares). */
 struct request {
-    struct request *next;  /* in the work queue or the done queue */
+    struct request *next;  /* in a queue, or among the spares */
     struct request *later; /* the session's next request, by arrival */
     struct session *owner;
     bool done; /* back from a worker; read and written by the I/O thread */
@@ -109,19 +109,21 @@ struct done_queue {
 struct session {
     struct conn *c;               /* NULL once closed, see close_session() */
     struct request *first, *last; /* not yet answered, in arrival order */
-    size_t unanswered;            /* the bytes in that list */
+    size_t held;      /* the memory that list holds: whole buffers, headers */
     size_t in_flight; /* of them, with the workers (queued, in a worker's
                          hands, or in the done queue) */
 };
 
 struct server {
-    int listenfd;              /* non-blocking */
-    int epfd;                  /* the epoll instance */
-    size_t read_size;          /* -b: the most one read() takes */
-    struct work_queue work;    /* shared with the workers */
-    struct done_queue done;    /* shared with the workers */
-    long nworkers, work_usec;  /* -t, -w: read-only once they start */
-    bool paused;               /* the work queue filled up */
+    int listenfd;             /* non-blocking */
+    int epfd;                 /* the epoll instance */
+    size_t read_size;         /* -b: the most one read() takes */
+    struct work_queue work;   /* shared with the workers */
+    struct done_queue done;   /* shared with the workers */
+    long nworkers, work_usec; /* -t, -w: read-only once they start */
+    bool paused;              /* the work queue filled up */
+    struct request *spares;   /* answered, ready for the next read */
+    size_t nspares;
     struct session **sessions; /* every open one: sessions[0 .. n-1] */
     size_t nsessions, cap;
     unsigned long long served, echoed; /* for the stats line */
@@ -322,6 +324,41 @@ static struct worker *start_workers(struct server *s)
 
 /* ---- the async layer: the I/O thread ---------------------------------- */
 
+/* What a request costs in memory: its buffer is always -b bytes long. */
+static size_t request_size(const struct server *s)
+{
+    return sizeof(struct request) + s->read_size;
+}
+
+/* A request to read into: a spare one, or a new one; NULL if memory ran
+ * out. Reusing them saves a malloc() and a free() per request, and keeps
+ * a sanitizer build small: ASan's quarantine holds freed memory back for a
+ * while, so one allocation per request would grow the server with every
+ * megabyte echoed. */
+static struct request *request_new(struct server *s)
+{
+    struct request *r = s->spares;
+
+    if (r == NULL)
+        return malloc(request_size(s));
+    s->spares = r->next;
+    s->nspares--;
+    return r;
+}
+
+/* Keeps r for a later read, or frees it: at most as many spares as the
+ * work queue holds, so that a burst's buffers are given back after it. */
+static void request_free(struct server *s, struct request *r)
+{
+    if (s->nspares >= s->work.capacity) {
+        free(r);
+        return;
+    }
+    r->next = s->spares;
+    s->spares = r;
+    s->nspares++;
+}
+
 /* Takes sess into the table; false (and sess untouched) if memory ran out. */
 static bool add_session(struct server *s, struct session *sess)
 {
@@ -339,13 +376,13 @@ static bool add_session(struct server *s, struct session *sess)
 }
 
 /* Frees sess and every request on its list. Only once none is in flight. */
-static void free_session(struct session *sess)
+static void free_session(struct server *s, struct session *sess)
 {
     struct request *r = sess->first;
 
     while (r != NULL) {
         struct request *later = r->later;
-        free(r);
+        request_free(s, r);
         r = later;
     }
     free(sess);
@@ -375,18 +412,20 @@ static void close_session(struct server *s, struct session *sess)
     conn_free(c); /* close() also takes the socket off the interest list */
     sess->c = NULL;
     if (sess->in_flight == 0)
-        free_session(sess);
+        free_session(s, sess);
 }
 
 /* Whether to read from sess: as conn_wants_read() says, and only while the
- * work queue has room and the connection's bytes not yet answered plus
- * those waiting to be written stay below the high-water mark. Requests
- * count as much as pending output: without them, a client that never reads
- * would fill the workers' queue instead of the output buffer. */
+ * work queue has room and the memory held by the connection's unanswered
+ * requests plus its output waiting to be written stays below the
+ * high-water mark. Requests count as much as pending output: without them,
+ * a client that never reads would fill the workers' queue instead of the
+ * output buffer. (They count whole: with the default -b, a connection has
+ * at most four requests in flight; a smaller -b allows more.) */
 static bool wants_read(const struct server *s, const struct session *sess)
 {
     return !s->paused && conn_wants_read(sess->c) &&
-           sess->unanswered + conn_pending(sess->c) < CONN_HIGH_WATER;
+           sess->held + conn_pending(sess->c) < CONN_HIGH_WATER;
 }
 
 /* What epoll should report for sess: level-triggered, as 06 -m lt. */
@@ -483,19 +522,19 @@ static bool accept_one(struct server *s)
  * level-triggered and reports the socket again while bytes remain. */
 static void on_readable(struct server *s, struct session *sess)
 {
-    char buf[CONN_READ_MAX];
-    struct request *r;
-    ssize_t n = conn_recv(sess->c, buf, s->read_size);
+    struct request *r = request_new(s);
+    ssize_t n;
 
-    if (n <= 0)
-        return; /* EAGAIN, the client's EOF, or a failure */
-    r = malloc(sizeof *r + (size_t)n);
     if (r == NULL) {
         sess->c->error = ENOMEM; /* what conn.c records in this case */
         sess->c->failed_call = "malloc";
         return;
     }
-    memcpy(r->data, buf, (size_t)n);
+    n = conn_recv(sess->c, r->data, s->read_size);
+    if (n <= 0) {
+        request_free(s, r);
+        return; /* EAGAIN, the client's EOF, or a failure */
+    }
     r->len = (size_t)n;
     r->owner = sess;
     r->done = false;
@@ -505,7 +544,7 @@ static void on_readable(struct server *s, struct session *sess)
     else
         sess->first = r;
     sess->last = r;
-    sess->unanswered += r->len;
+    sess->held += request_size(s);
     sess->in_flight++;
     s->requests++;
     /* wants_read() let us read only with room in the queue, and nobody else
@@ -526,12 +565,12 @@ static void send_answered(struct server *s, struct session *sess)
         sess->first = r->later;
         if (sess->first == NULL)
             sess->last = NULL;
-        sess->unanswered -= r->len;
+        sess->held -= request_size(s);
         /* Written at once where the socket takes it, the rest kept in the
          * connection's output buffer until EPOLLOUT. A failure is recorded
          * in the conn, and the session ends below. */
         int rc = conn_send(sess->c, r->data, r->len);
-        free(r);
+        request_free(s, r);
         if (rc == -1)
             break;
     }
@@ -544,7 +583,7 @@ static void send_answered(struct server *s, struct session *sess)
 /* A request is back from the workers. Returns its session, or NULL if the
  * session had been closed meanwhile (and is freed now if this was its last
  * request in flight). */
-static struct session *request_returned(struct request *r)
+static struct session *request_returned(struct server *s, struct request *r)
 {
     struct session *sess = r->owner;
 
@@ -552,7 +591,7 @@ static struct session *request_returned(struct request *r)
     if (sess->c != NULL)
         return sess;
     if (sess->in_flight == 0)
-        free_session(sess); /* and r with it: it is on the list */
+        free_session(s, sess); /* and r with it: it is on the list */
     return NULL;
 }
 
@@ -571,7 +610,7 @@ static void on_done(struct server *s)
         err_sys("read eventfd");
     for (r = done_take_all(&s->done); r != NULL; r = next) {
         next = r->next;
-        struct session *sess = request_returned(r);
+        struct session *sess = request_returned(s, r);
         if (sess == NULL)
             continue;
         r->done = true;
@@ -706,12 +745,16 @@ static void close_everything(struct server *s)
     struct request *r;
 
     while ((r = fifo_pop(&s->work.reqs)) != NULL)
-        request_returned(r);
+        request_returned(s, r);
     while ((r = fifo_pop(&s->done.reqs)) != NULL)
-        request_returned(r);
+        request_returned(s, r);
     while (s->nsessions > 0)
         close_session(s, s->sessions[s->nsessions - 1]);
     free(s->sessions);
+    while ((r = s->spares) != NULL) {
+        s->spares = r->next;
+        free(r);
+    }
 }
 
 /* "12 requests, by worker 3+4+2+3, 5 finished early" into buf. */
