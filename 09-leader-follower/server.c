@@ -261,9 +261,9 @@ static bool accept_one(struct server *s, struct worker *w)
 /* Handles the listener's report: accepts every client waiting, then
  * re-arms the listener, one-shot as the connections are, so that only
  * this thread accepts meanwhile. At the stop, the handler has shut the
- * listener down, and it stays readable for ever: it is re-armed without
- * EPOLLONESHOT then, so that every leader still to come returns from
- * epoll_wait() at once and finds the stop flag. */
+ * listener down, and epoll reports it (EPOLLHUP) for as long as it is
+ * watched: it is re-armed without EPOLLONESHOT then, so that every leader
+ * still to come returns from epoll_wait() at once and finds the flag. */
 static void on_listener(struct server *s, struct worker *w)
 {
     while (!stop_requested() && accept_one(s, w))
