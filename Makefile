@@ -8,6 +8,9 @@
 #                      builds of the lessons that start threads, and a
 #                      smaller run under valgrind (make valgrind)
 #   make tour          build, run every lesson, print one row each
+#   make netlab        (root) a lesson's server and client in two network
+#                      namespaces, tcpdump between them: scripts/netlab -h;
+#                      NETLAB_ARGS="-s reset 02-fork-server" picks the run
 #   make bench         every model under the same load: bench/results/
 #   make format        reformat with .clang-format; make format-check checks
 #   make lint          clang-tidy (.clang-tidy) and cppcheck: scripts/lint
@@ -128,6 +131,11 @@ valgrind: test-programs
 
 tour: all
 	scripts/tour
+
+# Two hosts on one machine, and the packets between them (root).
+.PHONY: netlab
+netlab: all $(TOOLS)
+	BIN_DIR=$(BIN_DIR) scripts/netlab $(NETLAB_ARGS)
 
 # The comparison of every model (bench/README.md): a few minutes; FULL=1
 # runs the whole matrix.
