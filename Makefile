@@ -4,6 +4,8 @@
 #
 #   make               build every lesson
 #   make test          build, then run every test (tests/run)
+#   make doc-test      run the marked blocks of the lab sheets and check
+#                      what they say you will see: scripts/doc-test
 #   make check         the same tests against ASan+UBSan builds, TSan
 #                      builds of the lessons that start threads, and a
 #                      smaller run under valgrind (make valgrind)
@@ -95,6 +97,11 @@ $(BIN_DIR)/bench/chart: LDLIBS += -lm
 
 test: test-programs
 	tests/run
+
+# The lab sheets' marked blocks (tests/README.md); make test runs them too.
+.PHONY: doc-test
+doc-test: test-programs
+	BIN_DIR=$(BIN_DIR) scripts/doc-test
 
 # Sanitizer builds go to their own trees so that they never mix objects
 # with the plain build. TSan runs only the lessons that start threads.
