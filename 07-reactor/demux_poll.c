@@ -91,7 +91,8 @@ static int poll_wait(void *state, int timeout_ms, struct fired *fired, int max)
         return n;
     n = 0;
     for (size_t i = 0; i < st->n && n < max; i++) {
-        short re = st->pfds[i].revents, ev = st->pfds[i].events;
+        unsigned re = (unsigned short)st->pfds[i].revents;
+        unsigned ev = (unsigned short)st->pfds[i].events;
         unsigned mask = 0;
         if (re == 0)
             continue;

@@ -20,13 +20,14 @@
  * See also: 06-epoll-lt-et (before), 08-half-sync-half-async (after),
  *          reactor.h, tcp.h, demux.h.
  *
- * Run it:  ./07-reactor/server [-B select|poll|epoll] [-i SECONDS]
+ * Run it:  ./07-reactor/server [-B select|poll|epoll] [-i SECONDS] [-w USEC]
  *          printf 'hello\n' | nc -N 127.0.0.1 9007
  */
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -39,6 +40,7 @@
 enum { LISTEN_BACKLOG = 1024 };
 
 struct echo {
+    long work_us; /* -w: simulated work per message, in the callback */
     unsigned long long served, echoed, idle_closed; /* for the stats line */
 };
 
@@ -53,9 +55,22 @@ static void on_connection(struct tcp_conn *c)
 }
 
 /* Everything that arrived goes back. The layer keeps what the socket does
- * not take now, and calls on_high_water if that grows too large. */
+ * not take now, and calls on_high_water if that grows too large.
+ *
+ * -w sleeps here first, as slow work would: the demonstration of why a
+ * callback must never block. The loop has one thread, and while it sleeps
+ * in this callback no other client is read, written or accepted (08 moves
+ * such work to a pool of threads). */
 static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
 {
+    struct echo *e = c->ctx;
+
+    if (e->work_us > 0) {
+        struct timespec ts = {e->work_us / 1000000,
+                              e->work_us % 1000000 * 1000};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+            ;
+    }
     tcp_conn_send(c, data, len);
     return len;
 }
@@ -95,9 +110,10 @@ static void on_close(struct tcp_conn *c)
 struct settings {
     const char *backend;   /* -B */
     unsigned long idle_ms; /* -i, in seconds on the command line */
+    long work_us;          /* -w */
 };
 
-enum { OPT_BACKEND = 'B', OPT_IDLE = 'i' };
+enum { OPT_BACKEND = 'B', OPT_IDLE = 'i', OPT_WORK = 'w' };
 
 static int on_option(int key, const char *arg, void *ctx)
 {
@@ -110,6 +126,8 @@ static int on_option(int key, const char *arg, void *ctx)
         set->idle_ms = (unsigned long)n * 1000;
         return 0;
     }
+    if (key == OPT_WORK)
+        return parse_number(arg, 0, 10 * 1000000, &set->work_us);
     if (strcmp(arg, "select") != 0 && strcmp(arg, "poll") != 0 &&
         strcmp(arg, "epoll") != 0) {
         err_msg("-B %s: expected select, poll or epoll", arg);
@@ -143,6 +161,7 @@ int main(int argc, char **argv)
         {OPT_BACKEND, NULL, "select|poll|epoll",
          "the demultiplexer (default epoll)"},
         {OPT_IDLE, NULL, "SECONDS", "close clients idle that long"},
+        {OPT_WORK, NULL, "USEC", "sleep in every on_message (the trap)"},
         {0, NULL, NULL, NULL},
     };
     static const struct tcp_callbacks echo_callbacks = {
@@ -153,6 +172,7 @@ int main(int argc, char **argv)
     char counters[160];
 
     parse_server_options(argc, argv, &pi, &opt, options, on_option, &set);
+    e.work_us = set.work_us;
     signals_init();
     int listenfd = listen_on(&opt);
     stop_wake_fd(STOP_LISTEN, listenfd);
