@@ -13,12 +13,13 @@
  *          each connection's replies leave in the order its requests came,
  *          whichever worker finished first.
  * Cost:    N + 1 threads, one descriptor and one struct session per client,
- *          an eventfd; per request two queue hand-offs (two locks)
- *          and, when the I/O thread is asleep, an eventfd write and read and
- *          two thread switches. Memory is bounded twice: the work queue
- *          holds at most -Q requests (then nobody is read), and a
- *          connection at most CONN_HIGH_WATER bytes in flight or pending
- *          (then it is not read).
+ *          an eventfd; per request two queue hand-offs (two locks) and,
+ *          when the threads are asleep, a futex wake, an eventfd write and
+ *          read, and some three thread switches: against 06, a round trip
+ *          six times as long when there is no work to share. Memory is
+ *          bounded twice: the work queue holds at most -Q requests (then
+ *          nobody is read), and a connection's requests and pending output
+ *          at most CONN_HIGH_WATER bytes (then it is not read).
  * Observe: strace -f -e trace=epoll_wait,futex,read,write,eventfd2
  *          ./08-half-sync-half-async/server -t 2 -w 1000
  *            the I/O thread reads a request and wakes a worker (futex); the
