@@ -1,5 +1,4 @@
-/* 08-half-sync-half-async/server.c -- an epoll I/O thread, a queue, N
- * worker threads.
+/* 08-half-sync-half-async/server.c -- an I/O thread, a queue, N workers.
  *
  * Model:   three layers. The async layer is one I/O thread in 06's
  *          level-triggered epoll loop: it accepts, reads, and cuts what it
