@@ -152,7 +152,7 @@ bench: all
 lint:
 	scripts/lint
 
-FORMAT_FILES = $(wildcard common/*.[ch] */*.c tests/*/*.c bench/*.c)
+FORMAT_FILES = $(wildcard common/*.[ch] */*.c [0-9][0-9]-*/*.h tests/*/*.c bench/*.c)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -318,7 +318,8 @@ static int trickle(const char *host, const char *port, long n)
     const int on = 1;
 
     /* Nagle would hold our bytes back until the previous one is acked. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == -1)
+        err_sys("setsockopt TCP_NODELAY");
     for (long i = 0; i < n; i++) {
         unsigned char b = stream_byte(i), back;
         if (write(fd, &b, 1) != 1)
