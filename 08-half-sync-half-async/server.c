@@ -277,7 +277,7 @@ static void simulate_work(struct worker *w, long usec)
     span = (long)(next_random(&w->rng) % (uint32_t)(2 * usec + 1));
     ts.tv_sec = span / 1000000;
     ts.tv_nsec = span % 1000000 * 1000;
-    nanosleep(&ts, NULL); /* cut short only by a stopped/continued process */
+    nanosleep(&ts, NULL); /* a signal may cut it short: no matter */
 }
 
 /* A worker's life: take a request, do its work, hand it back; until the
