@@ -68,7 +68,8 @@ static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
     if (e->work_us > 0) {
         struct timespec ts = {e->work_us / 1000000,
                               e->work_us % 1000000 * 1000};
-        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        /* A stop signal cuts the sleep short; other signals do not. */
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !stop_requested())
             ;
     }
     tcp_conn_send(c, data, len);

@@ -113,3 +113,34 @@ idle_lines_are() {
     run nc_echo "$PORT" <<<"still serving"
     assert_output "still serving"
 }
+
+# in_callback PID: the server's only thread sleeps in nanosleep(), that
+# is, in on_message() under -w.
+in_callback() { [[ $(cat "/proc/$1/wchan" 2>/dev/null) == *nanosleep* ]]; }
+
+# unaccepted PORT N: the listener has N connections the kernel completed
+# and the server has not accepted (its Recv-Q).
+unaccepted() { [[ $(ss -Hltn "( sport = :$1 )" | awk '{ print $2 }') == "$2" ]]; }
+
+@test "07-reactor: -w: while one callback sleeps the loop serves nobody; the next client waits unaccepted" {
+    start_server "$LESSON" -w 10000000
+    local fifo=$BATS_TEST_TMPDIR/a.in
+    mkfifo "$fifo"
+    exec {FEED}<>"$fifo"
+    SPAWN_STDIN=$fifo spawn "$BATS_TEST_TMPDIR/a.out" "$BATS_TEST_TMPDIR/a.err" \
+        nc 127.0.0.1 "$PORT"
+    printf 'first\n' >&"$FEED"
+    wait_for 20 in_callback "$SERVER_PID"
+    # A second client: the kernel completes its handshake, but accept()
+    # waits for the callback to return, ten seconds away.
+    spawn "$BATS_TEST_TMPDIR/b.out" "$BATS_TEST_TMPDIR/b.err" \
+        bash -c "printf 'second\n' | nc -N 127.0.0.1 $PORT"
+    wait_for 20 unaccepted "$PORT" 1
+    in_callback "$SERVER_PID" || fail "the callback returned too early for the check"
+    [[ $(log_count "$SERVER_LOG" '^accepted ') -eq 1 ]]
+    # SIGTERM cuts the sleep short: the server stops at once.
+    stop_server
+    [[ $SERVER_STATUS -eq 0 ]]
+    run grep '^served ' "$SERVER_LOG"
+    assert_output --regexp '^served 1 connections, echoed 6 bytes, '
+}
