@@ -1,6 +1,7 @@
 /* conn.h -- one client of a server that serves many from one thread.
  *
- * Lessons 04 to 06 (and 08, 09) echo through non-blocking sockets, and a
+ * Lessons 04 to 09 echo through non-blocking sockets (07 through its
+ * connection layer, 08 from its I/O thread alone), and a
  * non-blocking write() takes only what fits: when the client reads slowly,
  * or not at all, part of an echo is left over. It waits here, in the
  * connection's output buffer, and goes out when the socket is writable.
