@@ -82,46 +82,30 @@ static void close_conn(struct server *s, struct conn *c)
  * nothing more to take now. A failure concerns one client at most. */
 static bool accept_one(struct server *s)
 {
-    struct sockaddr_storage cliaddr;
-    socklen_t clilen = sizeof cliaddr;
-    struct conn *c;
-    int connfd = accept4(s->listenfd, (struct sockaddr *)&cliaddr, &clilen,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+    /* Out of descriptors, conn_accept() turns the client away: without
+     * that, it would stay queued, the listener readable, and select()
+     * would return at once forever. */
+    struct conn *c = conn_accept(s->listenfd);
 
-    if (connfd == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || stop_requested())
-            return false;
-        if (errno == EMFILE || errno == ENFILE) {
-            /* The client stays queued and the listener readable: without
-             * the spare descriptor, select() would return at once forever. */
-            int err = errno;
-            if (shed_connection(s->listenfd) == -1)
-                return false; /* nobody was waiting after all */
-            errno = err;
-            err_ret("accept: out of descriptors, a client was turned away");
-            return true;
-        }
-        if (accept_error_is_transient(errno)) {
-            err_ret("accept"); /* that client is gone; try the next */
-            return true;
-        }
-        err_sys("accept");
+    if (c == NULL) {
+        if (errno == EAGAIN || stop_requested())
+            return false; /* nobody is waiting now */
+        if (!accept_lost_client(errno))
+            err_sys("accept");
+        err_ret("accept: a client was lost"); /* take the next */
+        return true;
     }
-    c = conn_new(connfd, (struct sockaddr *)&cliaddr, clilen);
-    if (c == NULL || !add_conn(s, c)) {
+    if (!add_conn(s, c)) {
         err_ret("no memory for a client");
-        if (c != NULL)
-            conn_free(c);
-        else
-            close(connfd);
+        conn_free(c);
         return true;
     }
     s->served++;
     log_accepted(c->peer);
-    if (connfd >= FD_SETSIZE) {
+    if (c->fd >= FD_SETSIZE) {
         /* FD_SET() with it would write past the end of the fd_set. */
         err_msg("closing %s: descriptor %d is not below FD_SETSIZE (%d)",
-                c->peer, connfd, FD_SETSIZE);
+                c->peer, c->fd, FD_SETSIZE);
         close_conn(s, c);
     }
     return true;

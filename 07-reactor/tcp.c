@@ -215,20 +215,15 @@ static bool add_conn(struct tcp_server *s, struct tcp_conn *c)
     return true;
 }
 
-/* A connection for connfd, registered; false if there was no room for it
- * (the client is then turned away, and the reason logged). */
-static void new_conn(struct tcp_server *s, int connfd,
-                     const struct sockaddr *sa, socklen_t salen)
+/* Registers the connection for io, and tells the application; if there is
+ * no room for it, the client is turned away and the reason logged. */
+static void new_conn(struct tcp_server *s, struct conn *io)
 {
-    struct conn *io = conn_new(connfd, sa, salen);
-    struct tcp_conn *c = io ? calloc(1, sizeof *c) : NULL;
+    struct tcp_conn *c = calloc(1, sizeof *c);
 
     if (c == NULL) {
         err_ret("no memory for a client");
-        if (io != NULL)
-            conn_free(io);
-        else
-            close(connfd);
+        conn_free(io);
         return;
     }
     *c = (struct tcp_conn){.io = io,
@@ -239,7 +234,7 @@ static void new_conn(struct tcp_server *s, int connfd,
         if (errno == ERANGE)
             err_msg("%s: descriptor %d is past FD_SETSIZE (%d), which "
                     "select() cannot watch: closed",
-                    io->peer, connfd, FD_SETSIZE);
+                    io->peer, io->fd, FD_SETSIZE);
         else
             err_ret("%s: cannot watch it", io->peer);
         conn_free(io);
@@ -251,34 +246,22 @@ static void new_conn(struct tcp_server *s, int connfd,
 }
 
 /* Takes one client the listener has queued; false when there is nothing
- * more to take now. A failure concerns one client at most. */
+ * more to take now. A failure concerns one client at most. Out of
+ * descriptors, conn_accept() turns the client away: without that, it would
+ * stay queued, the listener readable, and every wait return at once. */
 static bool accept_one(struct tcp_server *s)
 {
-    struct sockaddr_storage cliaddr;
-    socklen_t clilen = sizeof cliaddr;
-    int connfd = accept4(s->listenfd, (struct sockaddr *)&cliaddr, &clilen,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct conn *io = conn_accept(s->listenfd);
 
-    if (connfd == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || stop_requested())
-            return false;
-        if (errno == EMFILE || errno == ENFILE) {
-            /* The client stays queued and the listener readable: without
-             * the spare descriptor, every wait would return at once. */
-            int err = errno;
-            if (shed_connection(s->listenfd) == -1)
-                return false;
-            errno = err;
-            err_ret("accept: out of descriptors, a client was turned away");
-            return true;
-        }
-        if (accept_error_is_transient(errno)) {
-            err_ret("accept"); /* that client is gone; try the next */
-            return true;
-        }
-        err_sys("accept");
+    if (io == NULL) {
+        if (errno == EAGAIN || stop_requested())
+            return false; /* nobody is waiting now */
+        if (!accept_lost_client(errno))
+            err_sys("accept");
+        err_ret("accept: a client was lost"); /* take the next */
+        return true;
     }
-    new_conn(s, connfd, (struct sockaddr *)&cliaddr, clilen);
+    new_conn(s, io);
     return true;
 }
 

@@ -472,49 +472,31 @@ static bool session_finished(const struct session *sess)
  * nothing more to take now. A failure concerns one client at most. */
 static bool accept_one(struct server *s)
 {
-    struct sockaddr_storage cliaddr;
-    socklen_t clilen = sizeof cliaddr;
+    /* Out of descriptors, conn_accept() turns the client away: without
+     * that, epoll_wait() would report the listener at once forever. */
+    struct conn *c = conn_accept(s->listenfd);
     struct session *sess;
-    struct conn *c;
-    int connfd = accept4(s->listenfd, (struct sockaddr *)&cliaddr, &clilen,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-    if (connfd == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || stop_requested())
-            return false;
-        if (errno == EMFILE || errno == ENFILE) {
-            /* The client stays queued and the listener readable: without
-             * the spare descriptor, epoll_wait() would return at once
-             * forever. */
-            int err = errno;
-            if (shed_connection(s->listenfd) == -1)
-                return false; /* nobody was waiting after all */
-            errno = err;
-            err_ret("accept: out of descriptors, a client was turned away");
-            return true;
-        }
-        if (accept_error_is_transient(errno)) {
-            err_ret("accept"); /* that client is gone; try the next */
-            return true;
-        }
-        err_sys("accept");
+    if (c == NULL) {
+        if (errno == EAGAIN || stop_requested())
+            return false; /* nobody is waiting now */
+        if (!accept_lost_client(errno))
+            err_sys("accept");
+        err_ret("accept: a client was lost"); /* take the next */
+        return true;
     }
-    c = conn_new(connfd, (struct sockaddr *)&cliaddr, clilen);
     sess = calloc(1, sizeof *sess);
-    if (c != NULL && sess != NULL)
+    if (sess != NULL)
         sess->c = c;
-    if (c == NULL || sess == NULL || !add_session(s, sess)) {
+    if (sess == NULL || !add_session(s, sess)) {
         err_ret("no memory for a client");
         free(sess);
-        if (c != NULL)
-            conn_free(c);
-        else
-            close(connfd);
+        conn_free(c);
         return true;
     }
     c->watching = interest(s, sess); /* nothing at all while paused */
     struct epoll_event ev = {.events = c->watching, .data.ptr = sess};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, connfd, &ev) == -1)
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1)
         err_sys("epoll_ctl ADD");
     s->served++;
     log_accepted(c->peer);

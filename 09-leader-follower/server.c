@@ -213,39 +213,23 @@ static void on_conn_event(struct server *s, struct worker *w, struct conn *c,
  * nothing more to take now. A failure concerns one client at most. */
 static bool accept_one(struct server *s, struct worker *w)
 {
-    struct sockaddr_storage cliaddr;
-    socklen_t clilen = sizeof cliaddr;
-    struct conn *c;
-    int connfd = accept4(s->listenfd, (struct sockaddr *)&cliaddr, &clilen,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+    /* Out of descriptors, conn_accept() turns the client away with the
+     * spare descriptor. The spare is shared by the whole process, but only
+     * the thread holding the listener's one-shot report accepts, so no two
+     * threads ever shed at once. */
+    struct conn *c = conn_accept(s->listenfd);
 
-    if (connfd == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || stop_requested())
-            return false;
-        if (errno == EMFILE || errno == ENFILE) {
-            /* The spare descriptor is shared by the whole process, but
-             * only the thread holding the listener's one-shot report
-             * accepts, so no two threads ever shed at once. */
-            int err = errno;
-            if (shed_connection(s->listenfd) == -1)
-                return false; /* nobody was waiting after all */
-            errno = err;
-            err_ret("accept: out of descriptors, a client was turned away");
-            return true;
-        }
-        if (accept_error_is_transient(errno)) {
-            err_ret("accept"); /* that client is gone; try the next */
-            return true;
-        }
-        err_sys("accept");
+    if (c == NULL) {
+        if (errno == EAGAIN || stop_requested())
+            return false; /* nobody is waiting now */
+        if (!accept_lost_client(errno))
+            err_sys("accept");
+        err_ret("accept: a client was lost"); /* take the next */
+        return true;
     }
-    c = conn_new(connfd, (struct sockaddr *)&cliaddr, clilen);
-    if (c == NULL || !table_add(s, c)) {
+    if (!table_add(s, c)) {
         err_ret("no memory for a client");
-        if (c != NULL)
-            conn_free(c);
-        else
-            close(connfd);
+        conn_free(c);
         return true;
     }
     w->served++;
@@ -253,7 +237,7 @@ static bool accept_one(struct server *s, struct worker *w)
     /* The ADD comes last: it hands c over. The next leader may take its
      * first report, serve it and close it before epoll_ctl() returns. */
     struct epoll_event ev = {.events = interest(c), .data.ptr = c};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, connfd, &ev) == -1)
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1)
         err_sys("epoll_ctl ADD");
     return true;
 }

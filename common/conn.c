@@ -17,6 +17,24 @@ struct conn *conn_new(int connfd, const struct sockaddr *sa, socklen_t salen)
     return c;
 }
 
+struct conn *conn_accept(int listenfd)
+{
+    struct sockaddr_storage cliaddr;
+    socklen_t clilen = sizeof cliaddr;
+    int connfd =
+        accept_nonblock(listenfd, (struct sockaddr *)&cliaddr, &clilen);
+    struct conn *c;
+
+    if (connfd == -1)
+        return NULL;
+    c = conn_new(connfd, (struct sockaddr *)&cliaddr, clilen);
+    if (c == NULL) {
+        close(connfd); /* the client sees its connection closed */
+        errno = ENOMEM;
+    }
+    return c;
+}
+
 void conn_free(struct conn *c)
 {
     close(c->fd);

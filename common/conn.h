@@ -55,6 +55,12 @@ struct conn {
  * peer's address as text. Returns NULL with errno ENOMEM. */
 struct conn *conn_new(int connfd, const struct sockaddr *sa, socklen_t salen);
 
+/* The next client waiting on a non-blocking listener, as a connection:
+ * accept_nonblock() (net.h), then conn_new(). Returns NULL with errno as
+ * accept_nonblock() leaves it, or ENOMEM after closing a client there was
+ * no memory for; accept_lost_client() is true for ENOMEM too. */
+struct conn *conn_accept(int listenfd);
+
 /* Closes the descriptor and frees everything. */
 void conn_free(struct conn *c);
 

@@ -179,6 +179,26 @@ int shed_connection(int listenfd)
     return fd == -1 ? -1 : 0;
 }
 
+int accept_nonblock(int listenfd, struct sockaddr *sa, socklen_t *salen)
+{
+    int fd = accept4(listenfd, sa, salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd == -1 && errno == EWOULDBLOCK)
+        errno = EAGAIN;
+    if (fd != -1 || (errno != EMFILE && errno != ENFILE))
+        return fd;
+    int err = errno;
+    if (shed_connection(listenfd) == -1)
+        return -1; /* EAGAIN: nobody was waiting after all */
+    errno = err;
+    return -1;
+}
+
+bool accept_lost_client(int err)
+{
+    return err == EMFILE || err == ENFILE || accept_error_is_transient(err);
+}
+
 int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen)
 {
     struct pollfd pfd = {.fd = listenfd, .events = POLLIN};

@@ -68,4 +68,22 @@ int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen);
  * away; -1 with errno EAGAIN when none was waiting, or another errno. */
 int shed_connection(int listenfd);
 
+/* accept4() for a non-blocking listener watched by select(), poll() or
+ * epoll (lessons 04 to 09), with that way out built in: the connection
+ * comes back non-blocking and close-on-exec, filling sa and *salen. Returns
+ * the descriptor, or -1 with errno:
+ *   EAGAIN    nobody is waiting now: back to the loop;
+ *   EMFILE, ENFILE  out of descriptors: the waiting client was turned away
+ *             through shed_connection(), so the listener does not stay
+ *             readable and the loop does not spin;
+ *   an error of accept_error_is_transient(): that client died in the queue;
+ *   anything else: the listener itself failed (EINVAL once a stop signal
+ *             has shut it down).
+ * accept_lost_client() tells the middle two from the rest. */
+int accept_nonblock(int listenfd, struct sockaddr *sa, socklen_t *salen);
+
+/* True for the errors of accept_nonblock() that cost one client and
+ * nothing more: log them and accept the next. */
+bool accept_lost_client(int err);
+
 #endif

@@ -1783,6 +1783,100 @@ static void test_shed_connection_nonblocking(void)
                      COUNT(what));
 }
 
+/* conn_accept() (and accept_nonblock() under it) as a loop calls it: with
+ * nobody waiting, with a client and room for it, and with a client and the
+ * descriptor table full. */
+enum {
+    ACCEPT_NB_EAGAIN,
+    ACCEPT_NB_CONN,
+    ACCEPT_NB_FLAGS,
+    ACCEPT_NB_EMFILE,
+    ACCEPT_NB_CLIENT_CLOSED,
+    ACCEPT_NB_SPARE_AGAIN,
+};
+
+static int accept_nonblocking_child(void *arg)
+{
+    struct fillers f;
+    int failed = 0, gai;
+    char port[8];
+
+    (void)arg;
+    int listenfd = tcp_listen("127.0.0.1", "0", 8, &gai);
+    if (listenfd == -1 || spare_fd_reserve() == -1 ||
+        set_nonblocking(listenfd) == -1)
+        bail_out("tcp_listen, spare_fd_reserve or set_nonblocking");
+    local_port(listenfd, port, sizeof port);
+
+    errno = 0;
+    struct conn *c = conn_accept(listenfd);
+    int err = errno;
+    printf("conn_accept, nobody waiting: %s, errno %s\n", c ? "a conn" : "NULL",
+           errname(err));
+    if (c != NULL || err != EAGAIN || accept_lost_client(err))
+        failed |= FAILED_BIT(ACCEPT_NB_EAGAIN);
+
+    int client = tcp_connect("127.0.0.1", port, &gai);
+    if (client == -1)
+        bail_out("tcp_connect");
+    c = conn_accept(listenfd);
+    if (c == NULL || strncmp(c->peer, "127.0.0.1:", 10) != 0)
+        failed |= FAILED_BIT(ACCEPT_NB_CONN);
+    if (c == NULL || !(fcntl(c->fd, F_GETFL) & O_NONBLOCK) ||
+        !(fcntl(c->fd, F_GETFD) & FD_CLOEXEC))
+        failed |= FAILED_BIT(ACCEPT_NB_FLAGS);
+    if (c != NULL)
+        conn_free(c);
+    close(client);
+
+    /* Room for tcp_connect(), then the table full behind the client. */
+    fill_descriptor_table(&f);
+    close(f.fd[--f.n]);
+    close(f.fd[--f.n]);
+    client = tcp_connect("127.0.0.1", port, &gai);
+    if (client == -1)
+        bail_out("tcp_connect");
+    fill_up(&f);
+    errno = 0;
+    c = conn_accept(listenfd);
+    err = errno;
+    printf("conn_accept, table full: %s, errno %s\n", c ? "a conn" : "NULL",
+           errname(err));
+    if (c != NULL || err != EMFILE || !accept_lost_client(err))
+        failed |= FAILED_BIT(ACCEPT_NB_EMFILE);
+    if (!sees_closed(client))
+        failed |= FAILED_BIT(ACCEPT_NB_CLIENT_CLOSED);
+    if (!spare_is_held())
+        failed |= FAILED_BIT(ACCEPT_NB_SPARE_AGAIN);
+
+    release_fillers(&f);
+    close(client);
+    close(listenfd);
+    return failed;
+}
+
+static void test_conn_accept(void)
+{
+    static const char *const what[] = {
+        [ACCEPT_NB_EAGAIN] = "with nobody waiting it returns NULL with errno "
+                             "EAGAIN, which is no lost client",
+        [ACCEPT_NB_CONN] = "with a client waiting it returns its conn, the "
+                           "peer's address as text",
+        [ACCEPT_NB_FLAGS] = "...whose descriptor is non-blocking and "
+                            "close-on-exec",
+        [ACCEPT_NB_EMFILE] = "with the table full it returns NULL with errno "
+                             "EMFILE, a lost client",
+        [ACCEPT_NB_CLIENT_CLOSED] = "...and the client sees EOF or "
+                                    "ECONNRESET, not a wait",
+        [ACCEPT_NB_SPARE_AGAIN] = "...and the spare is held again: open() at "
+                                  "the limit fails with EMFILE",
+    };
+    struct child c;
+
+    run_child(accept_nonblocking_child, NULL, &c);
+    check_child_bits(&c, "conn_accept", what, COUNT(what));
+}
+
 /* ---- err_*, log_* ------------------------------------------------------- */
 
 static int err_ret_child(void *arg)
@@ -3248,6 +3342,7 @@ int main(int argc, char **argv)
     test_shed_connection();
     test_set_nonblocking();
     test_shed_connection_nonblocking();
+    test_conn_accept();
 
     test_err_ret();
     test_err_msg();
