@@ -99,19 +99,7 @@ idle_lines_are() {
 
 @test "07-reactor: -B select refuses clients past FD_SETSIZE with a log line while the first keep echoing" {
     start_server "$LESSON" -B select
-    prlimit --pid "$SERVER_PID" --nofile=2048:
-    local n=1100 base echoed
-    base=$(fd_count "$SERVER_PID")
-    crowd_start "$n"
-    wait_for 60 log_has "$CROWD_OUT" '^round 2: '
-    echoed=$((1024 - base))
-    assert_crowd_round 1 "$echoed" $((n - echoed))
-    assert_crowd_round 2 "$echoed" 0
-    [[ $(log_count "$SERVER_LOG" 'descriptor 1024 is past FD_SETSIZE \(1024\)') -eq $((n - echoed)) ]] ||
-        fail "not one log line per refused client"
-    crowd_leave
-    run nc_echo "$PORT" <<<"still serving"
-    assert_output "still serving"
+    crowd_past_fd_setsize 'descriptor 1024 is past FD_SETSIZE \(1024\)'
 }
 
 # in_callback PID: the server's only thread sleeps in nanosleep(), that

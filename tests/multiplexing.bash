@@ -56,3 +56,24 @@ crowd_bytes() {
     done
     echo "$total"
 }
+
+# crowd_past_fd_setsize LOG_REGEX: with the server's descriptor limit
+# raised to 2048, a crowd of 1100: the connections whose descriptor is
+# below FD_SETSIZE (1024) echo in both rounds, the others are closed at
+# once with one log line each matching LOG_REGEX, and the server still
+# serves a new client afterwards.
+crowd_past_fd_setsize() {
+    local n=1100 base echoed
+    prlimit --pid "$SERVER_PID" --nofile=2048:
+    base=$(fd_count "$SERVER_PID")
+    crowd_start "$n"
+    wait_for 60 log_has "$CROWD_OUT" '^round 2: '
+    echoed=$((1024 - base))
+    assert_crowd_round 1 "$echoed" $((n - echoed))
+    assert_crowd_round 2 "$echoed" 0
+    [[ $(log_count "$SERVER_LOG" "$1") -eq $((n - echoed)) ]] ||
+        fail "not one log line per refused client"
+    crowd_leave
+    run nc_echo "$PORT" <<<"still serving"
+    assert_output "still serving"
+}
