@@ -81,17 +81,6 @@ pool_threads() {
     assert_line --index 3 --regexp '^closed .* \(6 bytes\)$'
 }
 
-# sample_threads_until_exited FILE PID...: appends the server's thread
-# count to FILE, then succeeds once every PID has exited.
-sample_threads_until_exited() {
-    local file=$1 pid
-    shift
-    threads "$SERVER_PID" >>"$file"
-    for pid in "$@"; do
-        exited "$pid" || return 1
-    done
-}
-
 @test "03-pthread-pool: the thread count stays N+1 while 30 clients come and go" {
     start_server "$LESSON" -t 3
     local expected tids_before i pids=()

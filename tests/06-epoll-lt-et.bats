@@ -34,11 +34,6 @@ crowd_of_5000() {
     crowd_of_5000 -m et
 }
 
-# counter NAME: a counter of the stats line ("epoll_wait calls", "reads").
-counter() {
-    sed -nE "s/^served .* ([0-9]+) $1(,.*)?\$/\\1/p" "$SERVER_LOG"
-}
-
 # transfer MODE: sends the same 64 KiB through a server in MODE with 16-byte
 # reads; sets WAITS and READS from its stats line.
 transfer() {
@@ -46,8 +41,8 @@ transfer() {
     nc_echo "$PORT" <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out.$1"
     cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out.$1"
     stop_server
-    WAITS=$(counter "epoll_wait calls")
-    READS=$(counter reads)
+    WAITS=$(stats_counter "epoll_wait calls")
+    READS=$(stats_counter reads)
     echo "# $1: $WAITS epoll_wait calls, $READS reads" >&3
 }
 
@@ -99,7 +94,7 @@ out_size_is() { [[ $(stat -c %s "$BATS_TEST_TMPDIR/nc.out") -eq $1 ]]; }
     wait_for 20 stalled_with "$PORT" "$CPORT" 69
     wait_for 20 out_size_is 32
     stop_server
-    [[ $(counter reads) -eq 2 ]] || fail "reads: $(counter reads)"
+    [[ $(stats_counter reads) -eq 2 ]] || fail "reads: $(stats_counter reads)"
 }
 
 @test "06-epoll-lt-et: neither -m et nor -m lt ever stalls on the same input" {

@@ -15,11 +15,6 @@ setup() {
     need_nc
 }
 
-# counter NAME: a counter of the stats line ("waits", "idle closed").
-counter() {
-    sed -nE "s/^served .* ([0-9]+) $1(,.*)?\$/\\1/p" "$SERVER_LOG"
-}
-
 @test "07-reactor: -B picks the demultiplexer, and the stats line names it" {
     local b
     for b in select poll epoll; do
@@ -56,12 +51,12 @@ idle_lines_are() {
     run nc_echo "$PORT" <<<"still serving"
     assert_output "still serving"
     stop_server
-    [[ $(counter "idle closed") -eq $n ]]
+    [[ $(stats_counter "idle closed") -eq $n ]]
     # Each connection's own timer ran once or twice: once if nothing had
     # moved since it was started, twice if bytes had moved and it had to
     # start again for the rest of the quiet second. Nothing scanned them.
     local timers
-    timers=$(counter timers)
+    timers=$(stats_counter timers)
     ((timers >= n && timers <= 2 * n)) || fail "$timers timers ran for $n idle clients"
 }
 
@@ -76,7 +71,7 @@ idle_lines_are() {
     [[ $(log_count "$SERVER_LOG" '^closed ') -eq 1 ]]
     crowd_leave
     stop_server
-    [[ $(counter timers) -eq 0 ]]
+    [[ $(stats_counter timers) -eq 0 ]]
 }
 
 @test "07-reactor: 10 000 concurrent clients echo with epoll; idle, they cost under 20 MiB in all" {

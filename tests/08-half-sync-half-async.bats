@@ -23,11 +23,6 @@ pool_threads() {
     echo $(($1 + 1 + extra))
 }
 
-# stat_of NAME: a number from the stats line: "requests", "finished early".
-stat_of() {
-    sed -nE "s/^served .*[ ,]([0-9]+) $1(,.*)?\$/\\1/p" "$SERVER_LOG"
-}
-
 # per_worker: the stats line's "by worker 3+4+2+3", one number a line.
 per_worker() {
     sed -nE 's/^served .*, by worker ([0-9+]+),.*$/\1/p' "$SERVER_LOG" |
@@ -73,7 +68,7 @@ recvq_above() {
     # Every request went through a worker, and more than one worker did
     # some: the replies of one connection were computed on several threads.
     local requests busy sum=0 n
-    requests=$(stat_of requests)
+    requests=$(stats_counter requests)
     busy=0
     for n in $(per_worker); do
         sum=$((sum + n))
@@ -84,7 +79,7 @@ recvq_above() {
     ((busy > 1)) || fail "only $busy worker handled requests"
     # Some replies were ready before an earlier request of their connection
     # and had to wait their turn: the order above was at stake, and kept.
-    (($(stat_of "finished early") > 0)) || fail "no reply finished early"
+    (($(stats_counter "finished early") > 0)) || fail "no reply finished early"
 }
 
 @test "08-half-sync-half-async: a full work queue stops all reading: the bytes wait in the kernel, the server's memory stays bounded, then everything is echoed" {

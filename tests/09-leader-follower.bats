@@ -29,22 +29,6 @@ threads_are() { [[ $(threads "$1") -eq $2 ]]; }
 per_thread() {
     sed -nE 's/^served .*, by thread ([0-9+]+)$/\1/p' "$SERVER_LOG" | tr + ' '
 }
-# total_events: the stats line's "E events".
-total_events() {
-    sed -nE 's/^served .*, ([0-9]+) events, by thread .*$/\1/p' "$SERVER_LOG"
-}
-
-# sample_threads_until_exited FILE PID...: appends the server's thread
-# count to FILE, then succeeds once every PID has exited.
-sample_threads_until_exited() {
-    local file=$1 pid
-    shift
-    threads "$SERVER_PID" >>"$file"
-    for pid in "$@"; do
-        exited "$pid" || return 1
-    done
-}
-
 @test "09-leader-follower: 30 clients at once: events spread over the threads, each echo in order, the same N threads throughout" {
     start_server "$LESSON" -t 4 -q
     local expected tids_before i pids=()
@@ -84,7 +68,7 @@ sample_threads_until_exited() {
         sum=$((sum + n))
         ((n > 0)) && busy=$((busy + 1))
     done
-    assert_equal "$sum" "$(total_events)"
+    assert_equal "$sum" "$(stats_counter events)"
     ((busy > 1)) || fail "one thread handled every event: ${counts[*]}"
 }
 

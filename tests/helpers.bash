@@ -147,6 +147,24 @@ fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
 threads() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# stats_counter NAME: the number before NAME in the server's stats line:
+# "stats_counter events" reads 40 from "served 3 connections, echoed 36
+# bytes, 40 events, by thread 10+12+9+9".
+stats_counter() {
+    sed -nE "s/^served .*[ ,]([0-9]+) $1(,.*)?\$/\\1/p" "$SERVER_LOG"
+}
+
+# sample_threads_until_exited FILE PID...: appends the server's thread
+# count to FILE, then succeeds once every PID has exited.
+sample_threads_until_exited() {
+    local file=$1 pid
+    shift
+    threads "$SERVER_PID" >>"$file"
+    for pid in "$@"; do
+        exited "$pid" || return 1
+    done
+}
+
 # sleeping PID: the process (its main thread) is asleep, waiting for an
 # event, rather than running: a server that spins is never found so.
 sleeping() { [[ $(proc_state "$1") == S ]]; }
