@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -82,9 +83,11 @@ static int listen_on(const char *host, const char *port, bool reuseaddr)
 }
 
 /* Echoes what connfd sends until the client half-closes (read() returns 0)
- * or the connection fails. Returns the number of bytes echoed. A failure
- * costs this connection only: it is logged, never fatal. */
-static unsigned long long echo(int connfd, const char *peer)
+ * or the connection fails, adding each write to the bytes echoed in
+ * *totals. Returns the number of bytes echoed. A failure costs this
+ * connection only: it is logged, never fatal. */
+static unsigned long long echo(int connfd, const char *peer,
+                               struct served *totals)
 {
     char buf[ECHO_BUFSIZE];
     unsigned long long total = 0;
@@ -98,15 +101,13 @@ static unsigned long long echo(int connfd, const char *peer)
          * buffer is full; writen() loops until all are taken. */
         if (writen(connfd, buf, (size_t)n) == -1) {
             /* EPIPE or ECONNRESET: the client left without reading. */
-            if (!stop_requested())
-                err_ret("write to %s", peer);
+            err_ret("write to %s", peer);
             return total;
         }
         total += (unsigned long long)n;
+        atomic_fetch_add(&totals->bytes, (unsigned long long)n);
     }
-    /* The stop handler installs with SA_RESTART, so read() is never
-     * interrupted (EINTR) here; -1 is a real error, such as ECONNRESET. */
-    if (n == -1 && !stop_requested())
+    if (n == -1) /* a real error, such as ECONNRESET */
         err_ret("read from %s", peer);
     return total;
 }
@@ -134,64 +135,41 @@ int main(int argc, char **argv)
          "demonstration: bind without SO_REUSEADDR"},
         {0, NULL, NULL, NULL},
     };
+    static struct served totals; /* read by the stop handler */
     struct net_options opt;
     bool reuseaddr = true;
-    unsigned long long nconns = 0, nbytes = 0;
     int listenfd;
 
     parse_server_options(argc, argv, &pi, &opt, options, on_option, &reuseaddr);
-    signals_init();
+    /* The stop, way (a) of common/signals.h: SIGINT or SIGTERM runs a
+     * handler that prints the totals and exits, wherever the server is
+     * asleep. Exit closes the sockets; the kernel tells the client. */
+    stop_by_handler(&totals, NULL);
     listenfd = listen_on(opt.host, opt.port, reuseaddr);
-    stop_wake_fd(STOP_LISTEN, listenfd);
     if (spare_fd_reserve() == -1)
         err_sys("open spare descriptor");
     log_listening(listenfd);
 
-    while (!stop_requested()) {
+    for (;;) {
         struct sockaddr_storage cliaddr;
         socklen_t clilen = sizeof cliaddr;
         char peer[SOCK_NTOP_LEN];
-        unsigned long long n = 0;
 
-        int connfd = accept(listenfd, (struct sockaddr *)&cliaddr, &clilen);
-        if (connfd == -1 && (errno == EMFILE || errno == ENFILE)) {
-            /* Out of descriptors: accept_or_shed() in common/net.c waits
-             * for the next client, then serves it or closes it at once. */
-            err_ret("accept");
-            clilen = sizeof cliaddr;
-            connfd =
-                accept_or_shed(listenfd, (struct sockaddr *)&cliaddr, &clilen);
-        }
+        /* accept() with the way out of EMFILE (common/net.c): out of
+         * descriptors, the waiting client is turned away, not served
+         * later, and the server does not spin. */
+        int connfd =
+            accept_or_shed(listenfd, (struct sockaddr *)&cliaddr, &clilen);
         if (connfd == -1) {
-            if (stop_requested())
-                break; /* the handler shut the listener down */
-            if (errno == EMFILE || errno == ENFILE) {
-                err_msg(
-                    "out of descriptors: the waiting client was not served");
-                continue;
-            }
-            if (accept_error_is_transient(errno)) {
-                err_ret("accept"); /* that client is gone; try the next */
-                continue;
-            }
-            err_sys("accept");
+            if (!accept_lost_client(errno))
+                err_sys("accept");
+            err_ret("accept: a client was lost"); /* take the next */
+            continue;
         }
-        /* Register, then test: a signal from here on shuts connfd down, and
-         * one that came before accept() returned has set the flag. */
-        stop_wake_fd(STOP_CONN, connfd);
         sock_ntop((struct sockaddr *)&cliaddr, clilen, peer, sizeof peer);
-        nconns++;
+        atomic_fetch_add(&totals.conns, 1);
         log_accepted(peer);
-        if (!stop_requested())
-            n = echo(connfd, peer);
-        stop_wake_fd(STOP_CONN, -1);
+        log_closed(peer, echo(connfd, peer, &totals));
         close(connfd);
-        nbytes += n;
-        log_closed(peer, n);
     }
-
-    stop_wake_fd(STOP_LISTEN, -1);
-    close(listenfd);
-    log_stats(nconns, nbytes);
-    return 0;
 }

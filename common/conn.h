@@ -1,8 +1,7 @@
 /* conn.h -- one client of a server that serves many from one thread.
  *
- * Lessons 04 to 09 echo through non-blocking sockets (07 through its
- * connection layer, 08 from its I/O thread alone), and a
- * non-blocking write() takes only what fits: when the client reads slowly,
+ * A server that serves many clients from one thread echoes through
+ * non-blocking sockets, and a non-blocking write() takes only what fits: when the client reads slowly,
  * or not at all, part of an echo is left over. It waits here, in the
  * connection's output buffer, and goes out when the socket is writable.
  *
@@ -46,9 +45,6 @@ struct conn {
     const char *failed_call;   /* "read", "write" or "malloc" */
     unsigned long long nbytes; /* bytes echoed (written back) */
     unsigned long long nreads, nwrites; /* system calls, for statistics */
-    size_t index;                       /* the server's own bookkeeping */
-    unsigned watching;                  /* the server's own bookkeeping */
-    bool ready;                         /* the server's own bookkeeping */
 };
 
 /* A connection for connfd, which must already be non-blocking, with the
@@ -66,7 +62,7 @@ void conn_free(struct conn *c);
 
 /* One read() of at most size bytes into buf, retried if a signal
  * interrupted it, and nothing else: for servers that do something other
- * than echo at once (07's callbacks, 08's workers). Returns the number of
+ * than echo at once (a callback, a worker). Returns the number of
  * bytes read; 0 when the client half-closed (sets peer_done); -1 with errno
  * EAGAIN when there was nothing to read, or -1 after a failure (recorded
  * in error). size 0 fails with EINVAL and changes nothing. */

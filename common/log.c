@@ -39,7 +39,7 @@ static void emit(bool with_prog, int errnum, const char *fmt, va_list ap)
     if (len > sizeof line - 1)
         len = sizeof line - 1;
     if (errnum != 0) {
-        /* The _np pair, not strerror(): MT-Safe, for the threaded lessons. */
+        /* The _np pair, not strerror(): MT-Safe, for threaded servers. */
         const char *name = strerrorname_np(errnum);
         const char *desc = strerrordesc_np(errnum);
         n = snprintf(line + len, sizeof line - len, ": %s (%s)",
@@ -149,4 +149,45 @@ void log_stats_more(unsigned long long nconns, unsigned long long nbytes,
 {
     logmsg("served %llu connections, echoed %llu bytes%s%s", nconns, nbytes,
            more ? ", " : "", more ? more : "");
+}
+
+/* Appends s at *len, as far as it fits in size - 1 bytes. */
+static void append(char *buf, size_t size, size_t *len, const char *s)
+{
+    while (*s != '\0' && *len < size - 1)
+        buf[(*len)++] = *s++;
+}
+
+/* Appends v in decimal: digits come out backwards, so into a scratch
+ * buffer first. */
+static void append_number(char *buf, size_t size, size_t *len,
+                          unsigned long long v)
+{
+    char digits[21];
+    size_t n = sizeof digits - 1;
+
+    digits[n] = '\0';
+    do {
+        digits[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    append(buf, size, len, digits + n);
+}
+
+void log_stats_signal_safe(unsigned long long nconns,
+                           unsigned long long nbytes)
+{
+    char line[96];
+    size_t len = 0;
+    int saved = errno;
+
+    append(line, sizeof line, &len, "served ");
+    append_number(line, sizeof line, &len, nconns);
+    append(line, sizeof line, &len, " connections, echoed ");
+    append_number(line, sizeof line, &len, nbytes);
+    append(line, sizeof line, &len, " bytes\n");
+    if (write(STDERR_FILENO, line, len) == -1) {
+        /* stderr is gone: there is nobody left to tell. */
+    }
+    errno = saved;
 }

@@ -1,6 +1,6 @@
 /* net.c -- tcp_listen, tcp_connect, sock_ntop and accept()'s errors; see
- * net.h. Lesson 01 spells out socket(), bind() and listen() by hand; this is
- * the same sequence, packaged for the lessons after it. */
+ * net.h. tcp_listen() is the sequence a first server spells out by hand,
+ * getaddrinfo(), socket(), setsockopt(), bind() and listen(), packaged. */
 #include "net.h"
 
 #include <errno.h>
@@ -202,16 +202,22 @@ bool accept_lost_client(int err)
 int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen)
 {
     struct pollfd pfd = {.fd = listenfd, .events = POLLIN};
+    socklen_t room = salen ? *salen : 0;
     int fd;
 
+    while ((fd = accept4(listenfd, sa, salen, SOCK_CLOEXEC)) == -1 &&
+           errno == EINTR)
+        continue;
+    if (fd != -1 || (errno != EMFILE && errno != ENFILE))
+        return fd;
     /* accept() takes a descriptor before it looks for a connection, so
      * EMFILE says nothing about the queue: wait for a connection first. */
     while (poll(&pfd, 1, -1) == -1) {
-        /* A stop signal shuts the listener down, which poll() reports as
-         * an event: after EINTR, polling again is safe. */
         if (errno != EINTR)
             return -1;
     }
+    if (salen)
+        *salen = room;
     fd = accept4(listenfd, sa, salen, SOCK_CLOEXEC);
     if (fd != -1 || (errno != EMFILE && errno != ENFILE))
         return fd;

@@ -47,17 +47,19 @@ bool accept_error_is_transient(int err);
 /* When accept() fails with EMFILE or ENFILE, the connection stays queued
  * and the listener stays readable, so a server that just retries spins at
  * full CPU. A spare descriptor, opened at start-up by spare_fd_reserve(),
- * is the way out. After such a failure, accept_or_shed() sleeps in poll()
- * until a connection is queued (it never spins, and never blocks in
- * accept() on a blocking listener), then accepts it:
+ * is the way out. accept_or_shed() is accept() for a blocking listener
+ * with that way out built in (and close-on-exec, and EINTR retried). When
+ * descriptors have run out, it sleeps in poll() until a connection is
+ * queued (it never spins), then accepts it:
  *   - if a descriptor has come free, it returns the connection, as accept()
  *     would, filling sa and *salen;
  *   - if not, it closes the spare, accepts the connection into its place,
  *     closes it at once (the client sees its connection closed, instead of
  *     waiting for nothing), takes the spare back, and returns -1 with errno
  *     EMFILE.
- * Any other failure returns -1 with errno set (EINVAL once a stop signal
- * has shut the listener down). Call both from the one thread that accepts. */
+ * Any other failure returns -1 with errno set; accept_lost_client() tells
+ * the failures that cost one client from those of the listener itself.
+ * Call both from the one thread that accepts. */
 int spare_fd_reserve(void);
 int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen);
 
@@ -69,7 +71,7 @@ int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen);
 int shed_connection(int listenfd);
 
 /* accept4() for a non-blocking listener watched by select(), poll() or
- * epoll (lessons 04 to 09), with that way out built in: the connection
+ * epoll, with that way out built in: the connection
  * comes back non-blocking and close-on-exec, filling sa and *salen. Returns
  * the descriptor, or -1 with errno:
  *   EAGAIN    nobody is waiting now: back to the loop;
@@ -77,12 +79,12 @@ int shed_connection(int listenfd);
  *             through shed_connection(), so the listener does not stay
  *             readable and the loop does not spin;
  *   an error of accept_error_is_transient(): that client died in the queue;
- *   anything else: the listener itself failed (EINVAL once a stop signal
- *             has shut it down).
+ *   anything else: the listener itself failed.
  * accept_lost_client() tells the middle two from the rest. */
 int accept_nonblock(int listenfd, struct sockaddr *sa, socklen_t *salen);
 
-/* True for the errors of accept_nonblock() that cost one client and
+/* True for the errors of accept_or_shed() and accept_nonblock() that cost
+ * one client and
  * nothing more: log them and accept the next. */
 bool accept_lost_client(int err);
 

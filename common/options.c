@@ -2,12 +2,16 @@
 #include "options.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "net.h"
 
 enum { MAX_OPTIONS = 32 };
 
@@ -84,6 +88,21 @@ int parse_number(const char *arg, long min, long max, long *out)
     return 0;
 }
 
+/* A program started with descriptor 0, 1 or 2 closed would hand that
+ * number to its first socket, and then read its input from it, or write
+ * its log lines into it. /dev/null takes each closed one first. Any
+ * failure here is fatal, but has nowhere to be reported: exit 1. */
+static void open_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        /* open() returns the lowest free number: fd itself. */
+        if (open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+            _exit(1);
+    }
+}
+
 static void parse(int argc, char **argv, const struct program_info *pi,
                   bool server, struct net_options *opt,
                   const struct lesson_option *extra, lesson_option_fn fn,
@@ -99,6 +118,7 @@ static void parse(int argc, char **argv, const struct program_info *pi,
     int c;
     long port;
 
+    open_std_fds();
     opterr = 0; /* we print our own messages */
     snprintf(shortopts, sizeof shortopts, "+:H:p:h%s", server ? "q" : "");
     for (const struct lesson_option *o = extra; o && o->key; o++) {
@@ -179,4 +199,14 @@ void parse_client_options(int argc, char **argv, const struct program_info *pi,
                           struct net_options *opt)
 {
     parse(argc, argv, pi, false, opt, NULL, NULL, NULL);
+}
+
+void err_listen(const struct net_options *opt, int gai_err)
+{
+    char where[HOST_PORT_LEN];
+
+    if (gai_err != 0)
+        err_quit("cannot resolve %s: %s", opt->host, gai_strerror(gai_err));
+    err_sys("cannot listen on %s",
+            host_port(opt->host, opt->port, where, sizeof where));
 }

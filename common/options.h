@@ -5,6 +5,11 @@
  *
  * -h prints the usage on stdout and exits 0. A bad option, a bad value or
  * a stray argument prints what is wrong and the usage on stderr and exits 2.
+ *
+ * Parsing is the first thing every program does, so it also makes sure
+ * that descriptors 0, 1 and 2 are open, on /dev/null where they were
+ * closed: otherwise the first socket would take one of their numbers, and
+ * a log line or the client's input would go through it.
  */
 #ifndef OPTIONS_H
 #define OPTIONS_H
@@ -19,7 +24,7 @@ struct net_options {
 
 /* What a program says about itself in its usage text. */
 struct program_info {
-    const char *lesson;  /* "01-basic-socket" */
+    const char *lesson;  /* the lesson's folder, "NN-name" */
     const char *summary; /* one line: what this program is */
     int default_port;    /* 9000 + the lesson's number */
 };
@@ -48,6 +53,11 @@ void parse_server_options(int argc, char **argv, const struct program_info *pi,
 /* Parses a client's command line: -H, -p and -h only. */
 void parse_client_options(int argc, char **argv, const struct program_info *pi,
                           struct net_options *opt);
+
+/* The contract's line for a server that cannot listen, and exit 1: the
+ * name did not resolve (gai_err, from tcp_listen()), or the address could
+ * not be bound (errno). */
+_Noreturn void err_listen(const struct net_options *opt, int gai_err);
 
 /* For lesson options: parses arg as a whole decimal number in [min, max].
  * Returns 0, or -1 after printing what is wrong. */

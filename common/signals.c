@@ -1,45 +1,37 @@
-/* signals.c -- the stop handler; see signals.h. */
+/* signals.c -- the two ways to take the stop; see signals.h. */
 #include "signals.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
-#include <sys/socket.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "log.h"
 
-/* Lock-free atomics are safe to touch in a signal handler (C11 7.14.1.1),
- * and unlike volatile sig_atomic_t they are also safe across threads, which
- * the threaded lessons need: the signal may land on any thread. */
+static struct served *stop_totals;
+static void (*stop_before)(void);
 static atomic_bool stopping;
-_Static_assert(STOP_NSLOTS == 2, "initialise every slot to -1");
-static atomic_int wake_fds[STOP_NSLOTS] = {-1, -1};
-/* The array of stop_wake_fds(); its length is stored last and read first,
- * so that a handler that sees a length also sees the array. */
-static atomic_int *_Atomic more_fds;
-static atomic_size_t n_more_fds;
 
-static void wake(atomic_int *slots, size_t n)
+/* Both signals blocked while a handler runs, so that a second one cannot
+ * interrupt the first halfway through its line. */
+static void stop_signals(sigset_t *set)
 {
-    for (size_t i = 0; i < n; i++) {
-        int fd = atomic_load(&slots[i]);
-        if (fd != -1)
-            shutdown(fd, SHUT_RDWR);
-    }
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
 }
 
-static void on_stop_signal(int signo)
+static void install(void (*handler)(int))
 {
-    int saved = errno; /* shutdown() may change it under the interrupted code */
+    struct sigaction sa = {0};
 
-    (void)signo;
-    atomic_store(&stopping, true);
-    wake(wake_fds, STOP_NSLOTS);
-    size_t n = atomic_load(&n_more_fds);
-    if (n > 0)
-        wake(atomic_load(&more_fds), n);
-    errno = saved;
+    sa.sa_handler = handler;
+    stop_signals(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) == -1)
+        err_sys("sigaction SIGINT");
+    if (sigaction(SIGTERM, &sa, NULL) == -1)
+        err_sys("sigaction SIGTERM");
 }
 
 void sigpipe_ignore(void)
@@ -52,36 +44,62 @@ void sigpipe_ignore(void)
         err_sys("sigaction SIGPIPE");
 }
 
-void signals_init(void)
+/* Way (a). Nothing here may take a lock that the interrupted code could be
+ * holding: no stdio, no malloc. log_stats_signal_safe() formats by hand. */
+static void exit_on_stop(int signo)
 {
-    struct sigaction sa = {0};
+    (void)signo;
+    if (stop_before != NULL)
+        stop_before();
+    log_stats_signal_safe(atomic_load(&stop_totals->conns),
+                          atomic_load(&stop_totals->bytes));
+    _exit(0);
+}
+
+void stop_by_handler(struct served *totals, void (*before)(void))
+{
+    sigpipe_ignore();
+    stop_totals = totals;
+    stop_before = before;
+    install(exit_on_stop);
+}
+
+/* Way (b) with a mask: the handler runs only inside the waiting call. */
+static void note_stop(int signo)
+{
+    (void)signo;
+    atomic_store(&stopping, true);
+}
+
+void stop_by_mask(sigset_t *waitmask)
+{
+    sigset_t set;
 
     sigpipe_ignore();
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    /* One handler at a time: block the other stop signal while it runs. */
-    sigaddset(&sa.sa_mask, SIGINT);
-    sigaddset(&sa.sa_mask, SIGTERM);
-    if (sigaction(SIGINT, &sa, NULL) == -1)
-        err_sys("sigaction SIGINT");
-    if (sigaction(SIGTERM, &sa, NULL) == -1)
-        err_sys("sigaction SIGTERM");
-}
-
-void stop_wake_fd(int slot, int fd)
-{
-    atomic_store(&wake_fds[slot], fd);
-}
-
-void stop_wake_fds(atomic_int *slots, size_t n)
-{
-    atomic_store(&n_more_fds, 0);
-    atomic_store(&more_fds, slots);
-    atomic_store(&n_more_fds, n);
+    install(note_stop);
+    stop_signals(&set);
+    if (pthread_sigmask(SIG_BLOCK, &set, waitmask) != 0)
+        err_quit("pthread_sigmask failed");
+    sigdelset(waitmask, SIGINT);
+    sigdelset(waitmask, SIGTERM);
 }
 
 bool stop_requested(void)
 {
     return atomic_load(&stopping);
+}
+
+int stop_signalfd(void)
+{
+    sigset_t set;
+    int fd;
+
+    sigpipe_ignore();
+    stop_signals(&set);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        err_quit("pthread_sigmask failed");
+    fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd == -1)
+        err_sys("signalfd");
+    return fd;
 }

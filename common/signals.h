@@ -1,59 +1,68 @@
-/* signals.h -- SIGPIPE ignored, SIGINT and SIGTERM turned into a clean stop.
+/* signals.h -- SIGPIPE ignored; SIGINT and SIGTERM turned into the stop.
  *
- * A flag set by the handler is the usual answer, and it has a race: if the
- * signal lands after the loop tested the flag but before accept() or read()
- * went to sleep, the server sleeps on until the next client comes. So the
- * handler also calls shutdown() -- async-signal-safe -- on the sockets
- * registered with stop_wake_fd(). A shut-down listening socket makes a
- * blocked or later accept() fail at once (EINVAL), and makes select(),
- * poll() and epoll report it ready; a shut-down connection makes read()
- * return 0 and write() fail with EPIPE. Whatever the server was about to
- * block in returns, and the server finds the flag set.
+ * On SIGINT or SIGTERM a server prints "served C connections, echoed B
+ * bytes" and exits 0. It closes nothing itself: exit() closes every socket,
+ * and the kernel tells each client. The hard part is only to notice the
+ * signal wherever the server sleeps. A flag set by a handler and tested by
+ * the loop is not enough: a signal that lands after the test but before
+ * accept() or read() went to sleep waits for the next client. So every
+ * lesson takes the signal in one of two ways, and says which:
  *
- * The handlers are installed with SA_RESTART: a read(), write() or accept()
- * interrupted by them is restarted by the kernel, never fails with EINTR.
- * (select(), poll() and epoll_wait() are never restarted: EINTR there means
- * "look at the flags".)
+ * (a) stop_by_handler(): the handler itself writes the line and calls
+ *     _exit(0). It may run in the middle of anything, so it uses
+ *     async-signal-safe calls only, and the totals it prints are lock-free
+ *     atomics that the server adds to as it writes. For servers that sleep
+ *     in accept(), read(), write() or on a condition variable.
  *
- * Under ThreadSanitizer (make check) a handler runs at once only when the
- * signal lands in a call TSan treats as blocking -- poll(), epoll_wait(),
- * pthread_cond_wait(), sigwait() -- and not in accept() or read(), which
- * SA_RESTART then restarts as if nothing came. Threaded lessons therefore
- * block the stop signals in their workers and let them land on a thread
- * that sleeps in such a call (03's acceptor polls before accept()).
+ * (b) the event loop waits for the signal as one of its events. Either
+ *     stop_by_mask(): the signals stay blocked except inside the one call
+ *     that waits (pselect, ppoll, epoll_pwait), which the kernel unblocks
+ *     and blocks again atomically; the handler only sets the flag that
+ *     stop_requested() reads, and the call fails with EINTR. Or
+ *     stop_signalfd(): the signals stay blocked, and arrive as bytes to
+ *     read on a descriptor the loop watches like any socket.
  */
 #ifndef SIGNALS_H
 #define SIGNALS_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stddef.h>
 
-/* The registered sockets: the listener, and the one connection a blocking
- * single-threaded server is serving. */
-enum { STOP_LISTEN, STOP_CONN, STOP_NSLOTS };
+/* A server's totals, for the stats line. Lock-free atomics, so that a
+ * signal handler may read them (C11 7.14.1.1) and any thread, or any
+ * process sharing the memory, may add to them. */
+struct served {
+    atomic_ullong conns; /* connections accepted */
+    atomic_ullong bytes; /* bytes echoed: added as they are written */
+};
 
 /* Ignores SIGPIPE: a write to a peer that has gone then fails with EPIPE
  * instead of killing the process. Clients call this alone: for them,
  * Ctrl-C keeps its default meaning. */
 void sigpipe_ignore(void);
 
-/* For servers: sigpipe_ignore(), and the stop handler for SIGINT and
- * SIGTERM. Both exit through err_sys() if sigaction() fails. */
-void signals_init(void);
+/* Way (a). sigpipe_ignore(), and a handler for SIGINT and SIGTERM that
+ * calls before() if it is not NULL (which must itself be async-signal-
+ * safe), writes the stats line from *totals and calls _exit(0). Installed
+ * without SA_RESTART: the handler never returns, so nothing is restarted.
+ * Exits through err_sys() if sigaction() fails. */
+void stop_by_handler(struct served *totals, void (*before)(void));
 
-/* On SIGINT/SIGTERM, shutdown(fd) will be called; fd -1 clears the slot.
- * Clear a slot before closing its descriptor. */
-void stop_wake_fd(int slot, int fd);
+/* Way (b), for a loop that waits in pselect(), ppoll() or epoll_pwait():
+ * sigpipe_ignore(), a handler that sets the stop flag, and SIGINT and
+ * SIGTERM blocked in the calling thread. *waitmask receives the mask to
+ * pass to the waiting call: the current one without the two signals. */
+void stop_by_mask(sigset_t *waitmask);
 
-/* For a server whose threads each block on a connection of their own (03's
- * workers): on SIGINT/SIGTERM the handler also shuts down every descriptor
- * held in slots[0 .. n-1] that is not -1. Register once, before the threads
- * start; each thread stores its connection's descriptor in its own slot
- * while it serves it, and -1 before closing it. */
-void stop_wake_fds(atomic_int *slots, size_t n);
-
-/* True once SIGINT or SIGTERM has arrived. Safe to call from any thread. */
+/* True once SIGINT or SIGTERM has arrived (way (b) with stop_by_mask). */
 bool stop_requested(void);
+
+/* Way (b), for a loop that watches descriptors: sigpipe_ignore(), SIGINT
+ * and SIGTERM blocked in the calling thread (threads it starts afterwards
+ * inherit the mask), and a non-blocking, close-on-exec signalfd that
+ * becomes readable when one of them arrives. Exits through err_sys() on
+ * failure. */
+int stop_signalfd(void);
 
 #endif

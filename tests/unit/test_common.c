@@ -34,6 +34,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/select.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -2492,233 +2495,204 @@ static void test_parse_client_options(void)
 
 /* ---- signals ------------------------------------------------------------ */
 
-enum {
-    SIG_PIPE_IGNORED,
-    SIG_STOP_HANDLERS,
-    SIG_NOT_STOPPED,
-    SIG_STOPPED,
-    SIG_ACCEPT_FAILS,
-};
+/* The totals the handler prints, and what before() leaves in them. */
+static struct served handler_totals;
 
-/* signals_init() and a raise(SIGTERM) with a listener registered. In a
- * child, so that the parent's dispositions stay as they are. */
-static int signals_listen_child(void *arg)
+static void before_stop(void)
+{
+    static const char line[] = "before\n";
+
+    if (write(STDERR_FILENO, line, sizeof line - 1) == -1)
+        _exit(3);
+}
+
+enum { BY_HANDLER_PIPE, BY_HANDLER_RETURNED };
+
+/* Way (a): raise(SIGTERM) runs before(), prints the line, exits 0. */
+static int stop_by_handler_child(void *arg)
 {
     struct sigaction sa;
-    int failed = 0, gai;
 
     (void)arg;
     signal(SIGPIPE, SIG_DFL); /* the parent ignores it */
-    signals_init();
+    atomic_init(&handler_totals.conns, 3);
+    atomic_init(&handler_totals.bytes, 18446744073709551615ULL);
+    stop_by_handler(&handler_totals, before_stop);
     if (sigaction(SIGPIPE, NULL, &sa) == -1 || sa.sa_handler != SIG_IGN)
-        failed |= FAILED_BIT(SIG_PIPE_IGNORED);
-    static const int stop_signals[] = {SIGINT, SIGTERM};
-    for (size_t i = 0; i < COUNT(stop_signals); i++)
-        if (sigaction(stop_signals[i], NULL, &sa) == -1 ||
-            sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN ||
-            !(sa.sa_flags & SA_RESTART))
-            failed |= FAILED_BIT(SIG_STOP_HANDLERS);
-    if (stop_requested())
-        failed |= FAILED_BIT(SIG_NOT_STOPPED);
-
-    int listenfd = tcp_listen("127.0.0.1", "0", 8, &gai);
-    if (listenfd == -1)
-        bail_out("tcp_listen");
-    stop_wake_fd(STOP_LISTEN, listenfd);
+        return FAILED_BIT(BY_HANDLER_PIPE);
     raise(SIGTERM);
-    if (!stop_requested())
-        failed |= FAILED_BIT(SIG_STOPPED);
-    /* The listener blocks: if the handler did not shut it down, accept()
-     * sleeps until SIGALRM kills the child. */
-    alarm(2);
-    int fd = accept(listenfd, NULL, NULL);
-    int err = errno;
-    alarm(0);
-    printf("accept: %d, errno %s\n", fd, errname(err));
-    if (fd != -1 || err != EINVAL)
-        failed |= FAILED_BIT(SIG_ACCEPT_FAILS);
-    stop_wake_fd(STOP_LISTEN, -1);
-    close(listenfd);
-    return failed;
+    return FAILED_BIT(BY_HANDLER_RETURNED);
 }
 
-static void test_signals_stop_listener(void)
+static void test_stop_by_handler(void)
 {
     static const char *const what[] = {
-        [SIG_PIPE_IGNORED] = "signals_init ignores SIGPIPE",
-        [SIG_STOP_HANDLERS] = "signals_init catches SIGINT and SIGTERM "
-                              "with SA_RESTART",
-        [SIG_NOT_STOPPED] = "stop_requested() is false at first",
-        [SIG_STOPPED] = "stop_requested() is true after raise(SIGTERM)",
-        [SIG_ACCEPT_FAILS] = "accept() on a STOP_LISTEN socket then fails "
-                             "at once with EINVAL",
+        [BY_HANDLER_PIPE] = "stop_by_handler ignores SIGPIPE",
+        [BY_HANDLER_RETURNED] = "stop_by_handler: SIGTERM does not return",
     };
+    static const char want[] =
+        "before\nserved 3 connections, echoed 18446744073709551615 bytes\n";
     struct child c;
 
-    run_child(signals_listen_child, NULL, &c);
+    run_child(stop_by_handler_child, NULL, &c);
     check_child_bits(&c, "signals", what, COUNT(what));
-}
-
-/* A thread blocked in read() on a connection. */
-struct conn_read {
-    int fd;
-    atomic_int tid;
-    ssize_t result;
-    int err;
-};
-
-static void *conn_read_main(void *arg)
-{
-    struct conn_read *cr = arg;
-    char c;
-
-    atomic_store(&cr->tid, (int)gettid());
-    cr->result = read(cr->fd, &c, 1);
-    cr->err = errno;
-    return NULL;
-}
-
-enum { CONN_READ_RETURNS_0, CONN_STOPPED };
-
-/* A connection registered with STOP_CONN and a thread blocked reading it;
- * then SIGTERM, raised by the main thread or sent to the reading thread. */
-static int signals_conn_child(void *arg)
-{
-    bool to_reader = *(const bool *)arg;
-    struct conn_read cr = {.fd = -1};
-    int failed = 0, client, peer;
-    pthread_t th;
-
-    signals_init();
-    tcp_loopback_pair(&client, &peer);
-    cr.fd = client;
-    stop_wake_fd(STOP_CONN, client);
-    errno = pthread_create(&th, NULL, conn_read_main, &cr);
-    if (errno != 0)
-        bail_out("pthread_create");
-    if (!wait_until_sleeping(wait_for_tid(&cr.tid)))
-        printf("the reader was never seen asleep in read()\n");
-    if (to_reader) {
-        /* On purpose: the stop handler is installed, and a signal that
-         * lands on the reading thread is the case under test. */
-        /* NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread,cert-pos44-c) */
-        pthread_kill(th, SIGTERM);
-    } else {
-        raise(SIGTERM);
-    }
-    pthread_join(th, NULL);
-    printf("read: %zd, errno %s\n", cr.result, errname(cr.err));
-    if (cr.result != 0)
-        failed |= FAILED_BIT(CONN_READ_RETURNS_0);
-    if (!stop_requested())
-        failed |= FAILED_BIT(CONN_STOPPED);
-    stop_wake_fd(STOP_CONN, -1);
-    close(client);
-    close(peer);
-    return failed;
-}
-
-static void test_signals_stop_connection(bool to_reader)
-{
-    struct child c;
-    bool all;
-
-    run_child(signals_conn_child, &to_reader, &c);
-    all = check(child_passed(&c, CONN_READ_RETURNS_0),
-                "signals: a read() blocked on a STOP_CONN socket returns 0 "
-                "after %s",
-                to_reader ? "SIGTERM lands on the reading thread "
-                            "(restarted, then shut down)"
-                          : "raise(SIGTERM) in the main thread");
-    all &= check(child_passed(&c, CONN_STOPPED),
-                 "signals: stop_requested() is then true (%s)",
-                 to_reader ? "signal on the reader" : "signal on main");
-    if (!all)
+    if (!check(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0 &&
+                   c.err_len == sizeof want - 1 &&
+                   memcmp(c.err, want, c.err_len) == 0,
+               "stop_by_handler: SIGTERM runs before(), writes the stats "
+               "line and exits 0"))
         diag_child(&c);
 }
 
-enum {
-    WAKE_FIRST_SHUT,
-    WAKE_AFTER_EMPTY_SLOT_SHUT,
-    WAKE_PEERS_SEE_EOF,
-    WAKE_BEYOND_N_LEFT,
-    WAKE_STOPPED,
-};
-
-/* Whether read() on fd returns 0, end of input, within timeout_ms. */
-static bool reads_eof(int fd, int timeout_ms)
+static int stats_zero_child(void *arg)
 {
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    char c;
-    ssize_t n = poll(&pfd, 1, timeout_ms) == 1 ? read(fd, &c, 1) : -2;
-
-    if (n != 0)
-        printf("read on descriptor %d: %zd, errno %s\n", fd, n, errname(errno));
-    return n == 0;
+    (void)arg;
+    log_stats_signal_safe(0, 0);
+    return 0;
 }
 
-/* A thread pool's slots: two connections, an idle slot (-1) between them,
- * and a fourth slot past the n given to stop_wake_fds(), which the handler
- * must not touch. */
-static int signals_wake_fds_child(void *arg)
+static void test_log_stats_signal_safe(void)
 {
-    /* The handler has run when raise() returns: a socket it shut down
-     * is readable at once. The bound only keeps a failing run short. */
-    enum { WAIT_MS = 500 };
-    int a[2], b[2], d[2];
-    atomic_int slots[4];
+    struct child c;
+    static const char want[] = "served 0 connections, echoed 0 bytes\n";
+
+    run_child(stats_zero_child, NULL, &c);
+    check(c.err_len == sizeof want - 1 && memcmp(c.err, want, c.err_len) == 0,
+          "log_stats_signal_safe writes 0 as one digit");
+}
+
+enum {
+    BY_MASK_BLOCKED,
+    BY_MASK_NOT_YET,
+    BY_MASK_EINTR,
+    BY_MASK_STOPPED,
+    BY_MASK_BLOCKED_AFTER,
+};
+
+/* Way (b) with a mask: the signal waits, blocked, until pselect() opens
+ * the mask; then pselect() fails with EINTR and the flag is set. */
+static int stop_by_mask_child(void *arg)
+{
+    sigset_t waitmask, now;
     int failed = 0;
 
     (void)arg;
-    make_pair(a);
-    make_pair(b);
-    make_pair(d);
-    atomic_init(&slots[0], a[0]);
-    atomic_init(&slots[1], -1);
-    atomic_init(&slots[2], b[0]);
-    atomic_init(&slots[3], d[0]);
-    signals_init();
-    stop_wake_fds(slots, 3);
-    raise(SIGTERM);
-
-    if (!reads_eof(a[0], WAIT_MS))
-        failed |= FAILED_BIT(WAKE_FIRST_SHUT);
-    if (!reads_eof(b[0], WAIT_MS))
-        failed |= FAILED_BIT(WAKE_AFTER_EMPTY_SLOT_SHUT);
-    if (!reads_eof(a[1], WAIT_MS) || !reads_eof(b[1], WAIT_MS))
-        failed |= FAILED_BIT(WAKE_PEERS_SEE_EOF);
-    /* Shut down, d[0] would poll readable at once (end of input). */
-    struct pollfd pfd = {.fd = d[0], .events = POLLIN | POLLOUT};
-    if (poll(&pfd, 1, 0) != 1 || pfd.revents != POLLOUT) {
-        printf("slots[3]: revents %#x\n", (unsigned)pfd.revents);
-        failed |= FAILED_BIT(WAKE_BEYOND_N_LEFT);
-    }
+    stop_by_mask(&waitmask);
+    if (sigprocmask(SIG_SETMASK, NULL, &now) == -1 ||
+        !sigismember(&now, SIGINT) || !sigismember(&now, SIGTERM) ||
+        sigismember(&waitmask, SIGINT) || sigismember(&waitmask, SIGTERM))
+        failed |= FAILED_BIT(BY_MASK_BLOCKED);
+    raise(SIGINT);
+    if (stop_requested())
+        failed |= FAILED_BIT(BY_MASK_NOT_YET);
+    if (pselect(0, NULL, NULL, NULL, NULL, &waitmask) != -1 || errno != EINTR)
+        failed |= FAILED_BIT(BY_MASK_EINTR);
     if (!stop_requested())
-        failed |= FAILED_BIT(WAKE_STOPPED);
-    stop_wake_fds(NULL, 0);
-    for (int i = 0; i < 2; i++) {
-        close(a[i]);
-        close(b[i]);
-        close(d[i]);
+        failed |= FAILED_BIT(BY_MASK_STOPPED);
+    if (sigprocmask(SIG_SETMASK, NULL, &now) == -1 ||
+        !sigismember(&now, SIGINT))
+        failed |= FAILED_BIT(BY_MASK_BLOCKED_AFTER);
+    return failed;
+}
+
+static void test_stop_by_mask(void)
+{
+    static const char *const what[] = {
+        [BY_MASK_BLOCKED] = "stop_by_mask blocks SIGINT and SIGTERM, and "
+                            "its wait mask lets them through",
+        [BY_MASK_NOT_YET] = "stop_by_mask: a raised SIGINT waits while "
+                            "blocked",
+        [BY_MASK_EINTR] = "stop_by_mask: pselect() with the wait mask fails "
+                          "with EINTR at once",
+        [BY_MASK_STOPPED] = "stop_by_mask: stop_requested() is then true",
+        [BY_MASK_BLOCKED_AFTER] = "stop_by_mask: the signals are blocked "
+                                  "again after pselect()",
+    };
+    struct child c;
+
+    run_child(stop_by_mask_child, NULL, &c);
+    check_child_bits(&c, "signals", what, COUNT(what));
+}
+
+enum { SIGFD_QUIET, SIGFD_READS_SIGNAL, SIGFD_FLAGS };
+
+/* Way (b) with a descriptor: a raised SIGTERM becomes readable bytes. */
+static int stop_signalfd_child(void *arg)
+{
+    struct signalfd_siginfo si;
+    int failed = 0;
+
+    (void)arg;
+    int fd = stop_signalfd();
+    if (read(fd, &si, sizeof si) != -1 || errno != EAGAIN)
+        failed |= FAILED_BIT(SIGFD_QUIET);
+    raise(SIGTERM);
+    if (read(fd, &si, sizeof si) != (ssize_t)sizeof si ||
+        si.ssi_signo != SIGTERM)
+        failed |= FAILED_BIT(SIGFD_READS_SIGNAL);
+    if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC) ||
+        !(fcntl(fd, F_GETFL) & O_NONBLOCK))
+        failed |= FAILED_BIT(SIGFD_FLAGS);
+    return failed;
+}
+
+static void test_stop_signalfd(void)
+{
+    static const char *const what[] = {
+        [SIGFD_QUIET] = "stop_signalfd: nothing to read before a signal",
+        [SIGFD_READS_SIGNAL] = "stop_signalfd: a raised SIGTERM is read "
+                               "from it",
+        [SIGFD_FLAGS] = "stop_signalfd: non-blocking and close-on-exec",
+    };
+    struct child c;
+
+    run_child(stop_signalfd_child, NULL, &c);
+    check_child_bits(&c, "signals", what, COUNT(what));
+}
+
+/* ---- options: closed standard descriptors -------------------------------- */
+
+enum { STDFD_OPEN, STDFD_NULL };
+
+/* Started with 0, 1 and 2 closed, a program that parses its options has
+ * all three open on /dev/null before it opens anything else. */
+static int std_fds_child(void *arg)
+{
+    static const struct program_info pi = {"NN-test", "a test", 9001};
+    char name[] = "client";
+    char *argv[] = {name, NULL};
+    struct net_options opt;
+    struct stat null, st;
+    int failed = 0;
+
+    (void)arg;
+    if (stat("/dev/null", &null) == -1)
+        return 1;
+    close(0);
+    close(1);
+    close(2);
+    optind = 1;
+    parse_client_options(1, argv, &pi, &opt);
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fstat(fd, &st) == -1)
+            failed |= FAILED_BIT(STDFD_OPEN);
+        else if (st.st_rdev != null.st_rdev)
+            failed |= FAILED_BIT(STDFD_NULL);
     }
     return failed;
 }
 
-static void test_signals_stop_wake_fds(void)
+static void test_std_fds_opened(void)
 {
     static const char *const what[] = {
-        [WAKE_FIRST_SHUT] = "raise(SIGTERM) shuts down the socket in "
-                            "slots[0]: read() returns 0",
-        [WAKE_AFTER_EMPTY_SLOT_SHUT] = "...and the one in slots[2], past the "
-                                       "idle slot holding -1",
-        [WAKE_PEERS_SEE_EOF] = "both peers see EOF",
-        [WAKE_BEYOND_N_LEFT] = "slots[3], past n = 3, is left alone",
-        [WAKE_STOPPED] = "stop_requested() is then true",
+        [STDFD_OPEN] = "parse_client_options opens 0, 1 and 2 where they "
+                       "were closed",
+        [STDFD_NULL] = "the closed ones are opened on /dev/null",
     };
     struct child c;
 
-    run_child(signals_wake_fds_child, NULL, &c);
-    check_child_bits(&c, "stop_wake_fds", what, COUNT(what));
+    run_child(std_fds_child, NULL, &c);
+    check_child_bits(&c, "options", what, COUNT(what));
 }
 
 /* ---- conn --------------------------------------------------------------- */
@@ -3359,10 +3333,11 @@ int main(int argc, char **argv)
     test_parse_client_options();
     test_too_many_short_options_are_refused();
 
-    test_signals_stop_listener();
-    test_signals_stop_connection(false);
-    test_signals_stop_connection(true);
-    test_signals_stop_wake_fds();
+    test_stop_by_handler();
+    test_log_stats_signal_safe();
+    test_stop_by_mask();
+    test_stop_signalfd();
+    test_std_fds_opened();
 
     test_conn_echoes_straight_back();
     test_conn_stops_reading_at_high_water();
