@@ -352,6 +352,24 @@ listen_queue_is() { [[ $(listen_queue "$1") == "$2" ]]; }
 }
 
 # --- stopping ---------------------------------------------------------------
+# The stop: exit 0 with the totals of that moment, from wherever the
+# server sleeps, and no process of it left (02's children included: the
+# server runs in a session of its own, which its children cannot leave).
+
+# stopped_cleanly CONNS BYTES: after stop_server: exit 0, the stats line
+# says so, and nothing of the server's session is left, not even a zombie.
+stopped_cleanly() {
+    assert_equal "$SERVER_STATUS" 0
+    stats_line_is "$1" "$2"
+    wait_for 10 session_empty "$SERVER_PID"
+}
+
+@test "$L: SIGTERM while it waits for its first client: exit 0, nothing left" {
+    start_server "$LESSON"
+    wait_for 20 sleeping "$SERVER_PID"
+    stop_server TERM
+    stopped_cleanly 0 0
+}
 
 @test "$L: SIGTERM with a client connected: exit 0, stats line, nothing left" {
     start_server "$LESSON"
@@ -359,11 +377,9 @@ listen_queue_is() { [[ $(listen_queue "$1") == "$2" ]]; }
         "$PEER" hold 127.0.0.1 "$PORT" "held open"
     wait_for 20 log_has "$BATS_TEST_TMPDIR/peer.out" '^echoed$'
     stop_server TERM
-    assert_equal "$SERVER_STATUS" 0
-    stats_line_is 1 9
-    # The client saw its connection end, and the server left nothing behind.
+    stopped_cleanly 1 9
+    # The client saw its connection end: exit closed the server's sockets.
     wait_for 20 log_has "$BATS_TEST_TMPDIR/peer.out" '^(closed|reset) by server$'
-    wait_for 10 group_gone "$SERVER_PID"
 }
 
 @test "$L: SIGINT stops it cleanly too, and the stats line counts everything" {
@@ -373,9 +389,30 @@ listen_queue_is() { [[ $(listen_queue "$1") == "$2" ]]; }
     run nc_echo "$PORT" </dev/null
     wait_for 20 all_closed "$SERVER_LOG"
     stop_server INT
+    stopped_cleanly 3 10
+}
+
+# send_queue LOCALPORT PEERPORT: bytes one established socket has not
+# yet got the peer to take.
+send_queue() { queues "$1" "$2" | awk '{ print $2 }'; }
+output_held() { (($(send_queue "$1" "$2") > 0)); }
+
+@test "$L: SIGTERM while it owes an echo to a client that does not read: exit 0, nothing left" {
+    start_server "$LESSON"
+    local fport
+    spawn "$BATS_TEST_TMPDIR/flood.out" "$BATS_TEST_TMPDIR/flood.err" \
+        "$PEER" flood 127.0.0.1 "$PORT" $((64 << 20))
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/flood.out" '^connected '
+    fport=$(sed -n 's/^connected //p' "$BATS_TEST_TMPDIR/flood.out")
+    # The server's side of the connection holds echo the client will not
+    # take: a blocking server now sleeps in write(), an event loop waits
+    # with output pending.
+    wait_for 30 output_held "$PORT" "$fport"
+    stop_server TERM
     assert_equal "$SERVER_STATUS" 0
-    stats_line_is 3 10
-    wait_for 10 group_gone "$SERVER_PID"
+    run grep '^served ' "$SERVER_LOG"
+    assert_output --regexp '^served 1 connections, echoed [1-9][0-9]* bytes(, .*)?$'
+    wait_for 10 session_empty "$SERVER_PID"
 }
 
 @test "$L: Ctrl-C (SIGINT) stops the client while it waits" {
@@ -386,6 +423,86 @@ listen_queue_is() { [[ $(listen_queue "$1") == "$2" ]]; }
     echo "waiting" >&"$fd"
     wait_for 20 log_has "$BATS_TEST_TMPDIR/c.out" '^waiting$'
     kill -INT "$client"
-    wait_for 20 exited "$client"
+    wait_for 20 session_gone "$client"
     exec {fd}>&-
+}
+
+@test "$L: SIGTERM to the client's pid ends all of the client" {
+    start_server "$LESSON"
+    spawn_fed_client "$CLIENT" -p "$PORT"
+    local client=$SPAWNED_PID fd=$FEED_FD
+    echo "waiting" >&"$fd"
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/c.out" '^waiting$'
+    kill -TERM "$client"
+    # Every process of the client, not only the one signalled.
+    wait_for 20 session_gone "$client"
+    exec {fd}>&-
+}
+
+# --- careless starts (descriptors 0-2 closed, odd stdin) ----------------------
+
+# listening_port PID: the TCP port PID listens on, as ss sees it.
+listening_port() {
+    ss -Htlnp | awk -v p="pid=$1," 'index($0, p) { n = split($4, a, ":"); print a[n]; exit }'
+}
+has_listening_port() { [[ -n $(listening_port "$1") ]]; }
+
+@test "$L: started with 0, 1 and 2 closed, the server writes no log line to a client" {
+    local i
+    (
+        close_inherited_fds
+        exec setsid "$SERVER" -p 0 <&- >&- 2>&-
+    ) &
+    SERVER_PID=$!
+    _spawned+=("$SERVER_PID")
+    wait_for 20 has_listening_port "$SERVER_PID"
+    PORT=$(listening_port "$SERVER_PID")
+    # Each client gets its own bytes and nothing else: no "accepted" or
+    # "closed" line of its own or of another client's.
+    for i in 1 2 3; do
+        run nc_echo "$PORT" <<<"client $i"
+        assert_output "client $i"
+    done
+    run timeout "$NET_TIMEOUT" "$CLIENT" -p "$PORT" <<<"own client"
+    assert_success
+    assert_output "own client"
+}
+
+@test "$L: the client with stdin closed sends nothing, and exits 0 once the server closes" {
+    start_server "$LESSON"
+    local status=0
+    # Not through bats' run: it would open files of its own on the free 0.
+    timeout "$NET_TIMEOUT" "$CLIENT" -p "$PORT" <&- \
+        >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" || status=$?
+    assert_equal "$status" 0
+    [[ ! -s $BATS_TEST_TMPDIR/out ]] || fail "echo: $(cat "$BATS_TEST_TMPDIR/out")"
+    wait_for 20 log_has "$SERVER_LOG" '^closed .* \(0 bytes\)$'
+}
+
+@test "$L: the client with stdout closed writes the echo nowhere, not into its socket" {
+    start_server "$LESSON"
+    local status=0
+    timeout "$NET_TIMEOUT" "$CLIENT" -p "$PORT" <<<"hello" >&- || status=$?
+    assert_equal "$status" 0
+    # The server echoed six bytes and got nothing back from them.
+    wait_for 20 log_has "$SERVER_LOG" '^closed .* \(6 bytes\)$'
+    refute log_has "$SERVER_LOG" '^closed .* \(1[2-9] bytes\)$'
+}
+
+@test "$L: the client with a directory as stdin says so in one line and exits 1" {
+    start_server "$LESSON"
+    run --separate-stderr timeout "$NET_TIMEOUT" "$CLIENT" -p "$PORT" <"$BATS_TEST_TMPDIR"
+    assert_equal "$status" 1
+    assert_output ""
+    [[ $(wc -l <<<"$stderr") -eq 1 && -n $stderr ]] || fail "stderr: $stderr"
+}
+
+@test "$L: the client with a non-blocking stdin pipe echoes all of it" {
+    start_server "$LESSON"
+    # A producer that pauses: the client's read() of the empty pipe fails
+    # with EAGAIN, which must mean "wait", not "end" or "spin forever".
+    run bash -c '{ echo one; sleep 0.2; echo two; sleep 0.2; echo three; } |
+        timeout "$1" "$2" nonblock "$3" -p "$4"' _ "$NET_TIMEOUT" "$PEER" "$CLIENT" "$PORT"
+    assert_success
+    assert_output "$(printf 'one\ntwo\nthree')"
 }

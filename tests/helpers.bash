@@ -199,10 +199,13 @@ teardown_processes() {
     local pid
     for pid in "${_spawned[@]}"; do
         kill -TERM -- "-$pid" 2>/dev/null || true
+        pkill -TERM -s "$pid" 2>/dev/null || true
     done
     for pid in "${_spawned[@]}"; do
-        if ! wait_for 5 group_gone "$pid" 2>/dev/null; then
+        if ! wait_for 5 group_gone "$pid" 2>/dev/null ||
+            ! wait_for 5 session_gone "$pid" 2>/dev/null; then
             kill -KILL -- "-$pid" 2>/dev/null || true
+            pkill -KILL -s "$pid" 2>/dev/null || true
         fi
         wait "$pid" 2>/dev/null || true
     done
@@ -210,6 +213,23 @@ teardown_processes() {
 }
 
 group_gone() { [[ -z $(live_in_group "$1") ]]; }
+
+# live_in_session SID: the processes of the session that are not zombies.
+# spawn() starts every command in a session of its own, and a process
+# cannot leave its session except by starting another (setsid), so this
+# finds a server's children even in a process group of their own.
+live_in_session() {
+    local p
+    for p in $(pgrep -s "$1"); do
+        [[ $(proc_state "$p") == [^Z] ]] && echo "$p"
+    done
+    return 0
+}
+# session_gone SID: no process of the session runs.
+session_gone() { [[ -z $(live_in_session "$1") ]]; }
+# session_empty SID: no process of the session is left at all, not even a
+# zombie: for after stop_server, which has reaped the server itself.
+session_empty() { [[ -z $(pgrep -s "$1") ]]; }
 
 teardown() {
     teardown_processes

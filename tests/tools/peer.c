@@ -31,6 +31,10 @@
  *       Sends N bytes one write() each, waiting for each byte's echo
  *       before the next: a pause between bytes, and as many segments as
  *       bytes. Prints "trickled N".
+ *   peer nonblock COMMAND [ARG...]
+ *       Sets O_NONBLOCK on its stdin, as a shell or a parent may leave it,
+ *       and runs COMMAND with that stdin (the flag belongs to the open
+ *       pipe, so COMMAND sees it too).
  *   peer halfclose HOST PORT BYTES
  *       Sends BYTES, reading the echo only when the socket will not take
  *       more, half-closes right after the last byte -- the server then
@@ -388,6 +392,15 @@ static int halfclose(const char *host, const char *port, long bytes)
     return 0;
 }
 
+static int nonblock_exec(char **argv)
+{
+    if (set_nonblocking(STDIN_FILENO) == -1)
+        err_sys("fcntl O_NONBLOCK on stdin");
+    alarm(0); /* the alarm would outlive exec() */
+    execvp(argv[0], argv);
+    err_sys("exec %s", argv[0]);
+}
+
 static _Noreturn void usage(void)
 {
     fprintf(stderr, "usage: peer hold HOST PORT [MESSAGE]\n"
@@ -397,7 +410,8 @@ static _Noreturn void usage(void)
                     "       peer churn HOST PORT N\n"
                     "       peer resets HOST PORT N\n"
                     "       peer trickle HOST PORT N\n"
-                    "       peer halfclose HOST PORT BYTES\n");
+                    "       peer halfclose HOST PORT BYTES\n"
+                    "       peer nonblock COMMAND [ARG...]\n");
     exit(2);
 }
 
@@ -406,6 +420,8 @@ int main(int argc, char **argv)
     long bytes;
 
     alarm(GIVE_UP_SECONDS);
+    if (argc >= 3 && strcmp(argv[1], "nonblock") == 0)
+        return nonblock_exec(argv + 2);
     if (argc >= 4 && argc <= 5 && strcmp(argv[1], "hold") == 0)
         return hold(argv[2], argv[3], argc == 5 ? argv[4] : "hello\n");
     if (argc != 5 || parse_number(argv[4], 1, 1L << 30, &bytes) == -1)
