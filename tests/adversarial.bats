@@ -58,6 +58,9 @@ settled() { # settled PID FDS THREADS: back to its counts, no child left
     start_server "$LESSON" -q
     random_file "$BATS_TEST_TMPDIR/in" $((64 << 20))
     nc_echo "$PORT" <"$BATS_TEST_TMPDIR/in" | cmp - "$BATS_TEST_TMPDIR/in"
+    # The stats line gives the totals at the moment of the signal: wait
+    # until the server has counted its last write.
+    wait_for 20 quiescent "$SERVER_PID"
     stop_server
     run grep '^served ' "$SERVER_LOG"
     assert_output --regexp "^served 1 connections, echoed $((64 << 20)) bytes"

@@ -376,6 +376,7 @@ stopped_cleanly() {
     spawn "$BATS_TEST_TMPDIR/peer.out" "$BATS_TEST_TMPDIR/peer.err" \
         "$PEER" hold 127.0.0.1 "$PORT" "held open"
     wait_for 20 log_has "$BATS_TEST_TMPDIR/peer.out" '^echoed$'
+    wait_for 20 quiescent "$SERVER_PID"
     stop_server TERM
     stopped_cleanly 1 9
     # The client saw its connection end: exit closed the server's sockets.

@@ -168,6 +168,17 @@ sample_threads_until_exited() {
 # sleeping PID: the process (its main thread) is asleep, waiting for an
 # event, rather than running: a server that spins is never found so.
 sleeping() { [[ $(proc_state "$1") == S ]]; }
+# quiescent PID: no thread of PID, nor of its children, is running: each
+# is asleep, waiting for its next event. After a client got its echo, a
+# quiescent server has also counted it (it counts after each write).
+quiescent() {
+    local p t
+    for p in "$1" $(pgrep -P "$1"); do
+        for t in /proc/"$p"/task/*; do
+            [[ $(sed -E 's/^.*\) (.).*$/\1/' "$t/stat" 2>/dev/null) != R ]] || return 1
+        done
+    done
+}
 
 # all_closed LOG: every connection the server logged as accepted it has
 # also logged as closed.
