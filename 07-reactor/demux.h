@@ -1,11 +1,14 @@
 /* demux.h -- the synchronous event demultiplexer behind reactor.c.
  *
  * The one part of the Reactor that talks to the kernel about readiness.
- * Three implementations of the same four functions, one file each, so that
- * `diff 07-reactor/demux_poll.c 07-reactor/demux_epoll.c` is the whole
+ * Three implementations of the same four functions, one file each, and
+ * every file spells them the same way: a struct demux_state and the static
+ * functions demux_create(), demux_destroy(), demux_set() and demux_wait().
+ * So `diff 07-reactor/demux_poll.c 07-reactor/demux_epoll.c` is the whole
  * difference between the two system calls, as lessons 05 and 06 showed it
  * inside whole servers. (Redis's ae_select.c, ae_epoll.c ... are built the
- * same way.) Only reactor.c uses this header.
+ * same way: aeApiCreate() ... aeApiPoll() in each.) Only reactor.c uses
+ * this header.
  *
  * A backend keeps the kernel's view of what is watched; reactor.c keeps
  * the handlers. Every backend is level-triggered: a descriptor that stays

@@ -12,15 +12,15 @@
 #include "demux.h"
 #include "reactor.h"
 
-struct epoll_state {
+struct demux_state {
     int epfd;
     struct epoll_event *evs; /* room for cap events, for epoll_wait() */
     int cap;
 };
 
-static void *epoll_create_state(void)
+static void *demux_create(void)
 {
-    struct epoll_state *st = calloc(1, sizeof *st);
+    struct demux_state *st = calloc(1, sizeof *st);
 
     if (st == NULL)
         return NULL;
@@ -32,18 +32,18 @@ static void *epoll_create_state(void)
     return st;
 }
 
-static void epoll_destroy(void *state)
+static void demux_destroy(void *state)
 {
-    struct epoll_state *st = state;
+    struct demux_state *st = state;
 
     close(st->epfd);
     free(st->evs);
     free(st);
 }
 
-static int epoll_set(void *state, int fd, unsigned old, unsigned mask)
+static int demux_set(void *state, int fd, unsigned old, unsigned mask)
 {
-    struct epoll_state *st = state;
+    struct demux_state *st = state;
     struct epoll_event ev = {.events = ((mask & RE_READ) ? EPOLLIN : 0u) |
                                        ((mask & RE_WRITE) ? EPOLLOUT : 0u),
                              .data.fd = fd};
@@ -59,10 +59,9 @@ static int epoll_set(void *state, int fd, unsigned old, unsigned mask)
                      fd, &ev);
 }
 
-static int epoll_wait_ready(void *state, int timeout_ms, struct fired *fired,
-                            int max)
+static int demux_wait(void *state, int timeout_ms, struct fired *fired, int max)
 {
-    struct epoll_state *st = state;
+    struct demux_state *st = state;
     int n;
 
     if (max > st->cap) {
@@ -86,5 +85,5 @@ static int epoll_wait_ready(void *state, int timeout_ms, struct fired *fired,
     return n;
 }
 
-const struct demux demux_epoll = {"epoll", epoll_create_state, epoll_destroy,
-                                  epoll_set, epoll_wait_ready};
+const struct demux demux_epoll = {"epoll", demux_create, demux_destroy,
+                                  demux_set, demux_wait};

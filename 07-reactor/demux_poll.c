@@ -13,21 +13,21 @@
 #include "demux.h"
 #include "reactor.h"
 
-struct poll_state {
+struct demux_state {
     struct pollfd *pfds; /* pfds[0 .. n-1], in no order */
     size_t n, cap;
     size_t *slot; /* slot[fd]: fd's entry in pfds, when fd is watched */
     size_t nslots;
 };
 
-static void *poll_create(void)
+static void *demux_create(void)
 {
-    return calloc(1, sizeof(struct poll_state));
+    return calloc(1, sizeof(struct demux_state));
 }
 
-static void poll_destroy(void *state)
+static void demux_destroy(void *state)
 {
-    struct poll_state *st = state;
+    struct demux_state *st = state;
 
     free(st->pfds);
     free(st->slot);
@@ -35,7 +35,7 @@ static void poll_destroy(void *state)
 }
 
 /* Grows the array for one more entry and the slot table to cover fd. */
-static int make_room(struct poll_state *st, int fd)
+static int make_room(struct demux_state *st, int fd)
 {
     if (st->n == st->cap) {
         size_t cap = st->cap ? 2 * st->cap : 64;
@@ -58,9 +58,9 @@ static int make_room(struct poll_state *st, int fd)
     return 0;
 }
 
-static int poll_set(void *state, int fd, unsigned old, unsigned mask)
+static int demux_set(void *state, int fd, unsigned old, unsigned mask)
 {
-    struct poll_state *st = state;
+    struct demux_state *st = state;
     short events = (short)(((mask & RE_READ) ? POLLIN : 0) |
                            ((mask & RE_WRITE) ? POLLOUT : 0));
 
@@ -82,9 +82,9 @@ static int poll_set(void *state, int fd, unsigned old, unsigned mask)
     return 0;
 }
 
-static int poll_wait(void *state, int timeout_ms, struct fired *fired, int max)
+static int demux_wait(void *state, int timeout_ms, struct fired *fired, int max)
 {
-    struct poll_state *st = state;
+    struct demux_state *st = state;
     int n = poll(st->pfds, st->n, timeout_ms);
 
     if (n <= 0)
@@ -110,5 +110,5 @@ static int poll_wait(void *state, int timeout_ms, struct fired *fired, int max)
     return n;
 }
 
-const struct demux demux_poll = {"poll", poll_create, poll_destroy, poll_set,
-                                 poll_wait};
+const struct demux demux_poll = {"poll", demux_create, demux_destroy, demux_set,
+                                 demux_wait};

@@ -13,14 +13,14 @@
 #include "demux.h"
 #include "reactor.h"
 
-struct select_state {
+struct demux_state {
     fd_set rfds, wfds; /* what to watch; copied before each select() */
     int maxfd;         /* the highest descriptor in either set, or -1 */
 };
 
-static void *select_create(void)
+static void *demux_create(void)
 {
-    struct select_state *st = malloc(sizeof *st);
+    struct demux_state *st = malloc(sizeof *st);
 
     if (st == NULL)
         return NULL;
@@ -30,14 +30,14 @@ static void *select_create(void)
     return st;
 }
 
-static void select_destroy(void *state)
+static void demux_destroy(void *state)
 {
     free(state);
 }
 
-static int select_set(void *state, int fd, unsigned old, unsigned mask)
+static int demux_set(void *state, int fd, unsigned old, unsigned mask)
 {
-    struct select_state *st = state;
+    struct demux_state *st = state;
 
     (void)old;
     /* FD_SET() past FD_SETSIZE writes outside the fd_set: never do it. */
@@ -61,10 +61,9 @@ static int select_set(void *state, int fd, unsigned old, unsigned mask)
     return 0;
 }
 
-static int select_wait(void *state, int timeout_ms, struct fired *fired,
-                       int max)
+static int demux_wait(void *state, int timeout_ms, struct fired *fired, int max)
 {
-    struct select_state *st = state;
+    struct demux_state *st = state;
     fd_set rfds = st->rfds, wfds = st->wfds;
     struct timeval tv = {.tv_sec = timeout_ms / 1000,
                          .tv_usec = (timeout_ms % 1000) * 1000};
@@ -83,5 +82,5 @@ static int select_wait(void *state, int timeout_ms, struct fired *fired,
     return n;
 }
 
-const struct demux demux_select = {"select", select_create, select_destroy,
-                                   select_set, select_wait};
+const struct demux demux_select = {"select", demux_create, demux_destroy,
+                                   demux_set, demux_wait};

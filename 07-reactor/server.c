@@ -16,7 +16,8 @@
  *          ./07-reactor/server -q while `nc -N 127.0.0.1 9007` sends a
  *          line: one epoll_wait, then the read and write of on_message;
  *          epoll_ctl only when a connection comes or goes. With -B poll
- *          the same round is one poll().
+ *          the same round is one poll(). Ctrl-C is one more event: the
+ *          signalfd reported ready, read by nobody, and the loop ends.
  * See also: 06-epoll-lt-et (before), 08-half-sync-half-async (after),
  *          reactor.h, tcp.h, demux.h.
  *
@@ -24,11 +25,9 @@
  *          printf 'hello\n' | nc -N 127.0.0.1 9007
  */
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "net.h"
@@ -41,7 +40,7 @@ enum { LISTEN_BACKLOG = 1024 };
 
 struct echo {
     long work_us; /* -w: simulated work per message, in the callback */
-    unsigned long long served, echoed, idle_closed; /* for the stats line */
+    unsigned long long served, idle_closed; /* for the stats line */
 };
 
 /* --- the application: an echo server in four and a half callbacks ------ */
@@ -59,8 +58,9 @@ static void on_connection(struct tcp_conn *c)
  *
  * -w sleeps here first, as slow work would: the demonstration of why a
  * callback must never block. The loop has one thread, and while it sleeps
- * in this callback no other client is read, written or accepted (08 moves
- * such work to a pool of threads). */
+ * in this callback no other client is read, written or accepted, and not
+ * even the stop is taken: the signal is one more event, and waits its turn
+ * (08 moves such work to a pool of threads). */
 static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
 {
     struct echo *e = c->ctx;
@@ -68,9 +68,7 @@ static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
     if (e->work_us > 0) {
         struct timespec ts = {e->work_us / 1000000,
                               e->work_us % 1000000 * 1000};
-        /* A stop signal cuts the sleep short; other signals do not. */
-        while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !stop_requested())
-            ;
+        nanosleep(&ts, NULL); /* the stop signals are blocked: see main() */
     }
     tcp_conn_send(c, data, len);
     return len;
@@ -94,7 +92,7 @@ static void on_close(struct tcp_conn *c)
 {
     struct echo *e = c->ctx;
 
-    if (c->io->error != 0 && !stop_requested()) {
+    if (c->io->error != 0) {
         errno = c->io->error;
         err_ret("%s %s", c->io->failed_call, c->io->peer);
     }
@@ -102,7 +100,6 @@ static void on_close(struct tcp_conn *c)
         e->idle_closed++;
         logmsg("idle %s: closing it", c->io->peer);
     }
-    e->echoed += c->io->nbytes;
     log_closed(c->io->peer, c->io->nbytes);
 }
 
@@ -138,20 +135,14 @@ static int on_option(int key, const char *arg, void *ctx)
     return 0;
 }
 
-static int listen_on(const struct net_options *opt)
+/* The stop, way (b): SIGINT or SIGTERM has made the signalfd readable.
+ * The signal is left unread: the process is about to exit. */
+static void on_stop(struct reactor *r, int fd, unsigned mask, void *arg)
 {
-    char where[HOST_PORT_LEN];
-    int gai_err;
-    int listenfd = tcp_listen(opt->host, opt->port, LISTEN_BACKLOG, &gai_err);
-
-    if (listenfd == -1 && gai_err != 0)
-        err_quit("cannot resolve %s: %s", opt->host, gai_strerror(gai_err));
-    if (listenfd == -1)
-        err_sys("cannot listen on %s",
-                host_port(opt->host, opt->port, where, sizeof where));
-    if (set_nonblocking(listenfd) == -1)
-        err_sys("fcntl O_NONBLOCK");
-    return listenfd;
+    (void)fd;
+    (void)mask;
+    (void)arg;
+    reactor_stop(r);
 }
 
 int main(int argc, char **argv)
@@ -171,12 +162,18 @@ int main(int argc, char **argv)
     struct net_options opt;
     struct echo e = {0};
     char counters[160];
+    int gai_err;
 
     parse_server_options(argc, argv, &pi, &opt, options, on_option, &set);
     e.work_us = set.work_us;
-    signals_init();
-    int listenfd = listen_on(&opt);
-    stop_wake_fd(STOP_LISTEN, listenfd);
+    /* The stop, way (b) of common/signals.h: SIGINT and SIGTERM blocked,
+     * and turned into a descriptor the reactor watches like any socket. */
+    int sigfd = stop_signalfd();
+    int listenfd = tcp_listen(opt.host, opt.port, LISTEN_BACKLOG, &gai_err);
+    if (listenfd == -1)
+        err_listen(&opt, gai_err);
+    if (set_nonblocking(listenfd) == -1)
+        err_sys("fcntl O_NONBLOCK");
     if (spare_fd_reserve() == -1)
         err_sys("open spare descriptor");
     struct reactor *r = reactor_new(set.backend);
@@ -186,22 +183,19 @@ int main(int argc, char **argv)
         tcp_server_new(r, listenfd, &echo_callbacks, &e, set.idle_ms);
     if (s == NULL)
         err_sys("watch the listening socket");
+    if (reactor_watch(r, sigfd, RE_READ, on_stop, NULL) == -1)
+        err_sys("watch the signalfd");
     log_listening(listenfd);
 
-    /* Everything happens in the callbacks, until a stop signal shuts the
-     * listener down and its handler stops the loop. */
+    /* Everything happens in the callbacks, until a stop signal makes
+     * on_stop() end the loop. Exit closes every socket. */
     if (reactor_run(r) == -1)
         err_sys("%s", reactor_backend(r));
-
-    tcp_server_free(s);
     struct reactor_stats st = reactor_stats(r);
     snprintf(counters, sizeof counters,
              "%s: %llu waits, %llu events, %llu timers, %llu idle closed",
              reactor_backend(r), st.waits, st.events, st.timeouts,
              e.idle_closed);
-    reactor_free(r);
-    stop_wake_fd(STOP_LISTEN, -1);
-    close(listenfd);
-    log_stats_more(e.served, e.echoed, counters);
+    log_stats_more(e.served, tcp_server_sent(s), counters);
     return 0;
 }

@@ -4,7 +4,9 @@
  * reactor says is ready, call the application, then settle(): either close
  * the connection or tell the reactor what to watch next. The application's
  * callbacks never free anything themselves, so a connection is never used
- * after it was freed, whatever a callback does.
+ * after it was freed, whatever a callback does. An application that acts
+ * on a connection from elsewhere (08's replies come back through another
+ * descriptor) calls tcp_conn_update(), which is settle().
  */
 #include "tcp.h"
 
@@ -16,7 +18,6 @@
 
 #include "log.h"
 #include "net.h"
-#include "signals.h"
 
 struct tcp_server {
     struct reactor *r;
@@ -24,17 +25,31 @@ struct tcp_server {
     struct tcp_callbacks cb;
     void *ctx;
     uint64_t idle_ms;
-    struct tcp_conn **conns; /* every connection, for the final close */
+    size_t read_size;        /* tcp_server_set_read_size() */
+    bool paused;             /* tcp_server_pause_reading() */
+    unsigned long long sent; /* tcp_server_sent() */
+    /* Every connection, for tcp_server_pause_reading(); each knows its
+     * place (tcp_conn.index), so that leaving the table is O(1). */
+    struct tcp_conn **conns;
     size_t nconns, cap;
 };
 
-/* Whether to read: the application has not paused, the client has not
- * half-closed, nothing failed, and what on_message left is not piling up.
- * Pending output is the application's business: see on_high_water. */
+/* Whether to read: the application has not paused this client or every
+ * client, the client has not half-closed, nothing failed, and what
+ * on_message left is not piling up. Pending output is the application's
+ * business: see on_high_water. */
 static bool wants_read(const struct tcp_conn *c)
 {
-    return !c->paused && !c->io->peer_done && c->io->error == 0 &&
-           c->in_len < CONN_HIGH_WATER;
+    return !c->paused && !c->server->paused && !c->io->peer_done &&
+           c->io->error == 0 && c->in_len < CONN_HIGH_WATER;
+}
+
+/* Whether c is over: the application closed it, it failed, or the client
+ * half-closed and got every byte it is owed. */
+static bool finished(const struct tcp_conn *c)
+{
+    return c->closing || c->io->error != 0 ||
+           (conn_finished(c->io) && !c->owing);
 }
 
 static void on_io(struct reactor *r, int fd, unsigned mask, void *arg);
@@ -45,8 +60,8 @@ static void close_conn(struct tcp_conn *c)
     struct tcp_server *s = c->server;
     struct tcp_conn *last = s->conns[--s->nconns];
 
-    last->io->index = c->io->index;
-    s->conns[c->io->index] = last;
+    last->index = c->index;
+    s->conns[c->index] = last;
     /* Forget before close(): the number may come back from accept() at
      * once, for another client. */
     reactor_forget(s->r, c->io->fd);
@@ -57,31 +72,33 @@ static void close_conn(struct tcp_conn *c)
     free(c);
 }
 
-/* After an event: close c if it is over, or watch it for what it needs. */
-static void settle(struct tcp_conn *c)
-{
-    struct tcp_server *s = c->server;
-    unsigned mask = (wants_read(c) ? RE_READ : 0u) |
-                    (conn_wants_write(c->io) ? RE_WRITE : 0u);
-
-    if (c->closing || conn_finished(c->io)) {
-        close_conn(c);
-        return;
-    }
-    /* Only a change reaches the backend: one epoll_ctl(), or none. */
-    if (mask != reactor_watching(s->r, c->io->fd) &&
-        reactor_watch(s->r, c->io->fd, mask, on_io, c) == -1) {
-        c->io->error = errno;
-        c->io->failed_call = "watch";
-        close_conn(c);
-    }
-}
-
 /* Records a failure of the layer's own (memory): the connection closes. */
 static void fail(struct tcp_conn *c, const char *call, int err)
 {
     c->io->error = err;
     c->io->failed_call = call;
+}
+
+/* Tells the reactor what c needs now. Only a change reaches the backend:
+ * one epoll_ctl(), or none. A failure is recorded; the caller closes. */
+static void watch(struct tcp_conn *c)
+{
+    struct reactor *r = c->server->r;
+    unsigned mask = (wants_read(c) ? RE_READ : 0u) |
+                    (conn_wants_write(c->io) ? RE_WRITE : 0u);
+
+    if (mask != reactor_watching(r, c->io->fd) &&
+        reactor_watch(r, c->io->fd, mask, on_io, c) == -1)
+        fail(c, "watch", errno);
+}
+
+/* After an event: close c if it is over, or watch it for what it needs. */
+static void settle(struct tcp_conn *c)
+{
+    if (!finished(c))
+        watch(c);
+    if (finished(c))
+        close_conn(c);
 }
 
 /* Hands the client's bytes to on_message, with whatever it left last
@@ -132,7 +149,7 @@ static void deliver(struct tcp_conn *c, const char *buf, size_t n)
 static void on_readable(struct tcp_conn *c)
 {
     char buf[CONN_READ_MAX];
-    ssize_t n = conn_recv(c->io, buf, sizeof buf);
+    ssize_t n = conn_recv(c->io, buf, c->server->read_size);
 
     if (n <= 0)
         return; /* EAGAIN, the client's EOF (peer_done), or a failure */
@@ -140,21 +157,25 @@ static void on_readable(struct tcp_conn *c)
     deliver(c, buf, (size_t)n);
     if (!c->above_high_water && conn_pending(c->io) >= CONN_HIGH_WATER) {
         c->above_high_water = true;
-        c->server->cb.on_high_water(c, conn_pending(c->io));
+        if (c->server->cb.on_high_water != NULL)
+            c->server->cb.on_high_water(c, conn_pending(c->io));
     }
 }
 
 static void on_writable(struct tcp_conn *c)
 {
     size_t before = conn_pending(c->io);
+    unsigned long long sent = c->io->nbytes;
 
     if (conn_flush(c->io) == -1)
         return;
+    c->server->sent += c->io->nbytes - sent;
     if (conn_pending(c->io) < before)
         c->last_active_ms = reactor_now(c->server->r);
     if (conn_pending(c->io) == 0) {
         c->above_high_water = false;
-        c->server->cb.on_write_complete(c);
+        if (c->server->cb.on_write_complete != NULL)
+            c->server->cb.on_write_complete(c);
     }
 }
 
@@ -210,7 +231,7 @@ static bool add_conn(struct tcp_server *s, struct tcp_conn *c)
         reactor_forget(s->r, c->io->fd);
         return false;
     }
-    c->io->index = s->nconns;
+    c->index = s->nconns;
     s->conns[s->nconns++] = c;
     return true;
 }
@@ -249,35 +270,28 @@ static void new_conn(struct tcp_server *s, struct conn *io)
  * more to take now. A failure concerns one client at most. Out of
  * descriptors, conn_accept() turns the client away: without that, it would
  * stay queued, the listener readable, and every wait return at once. */
-static bool accept_one(struct tcp_server *s)
+static bool accept_one(struct tcp_server *s, int listenfd)
 {
-    struct conn *io = conn_accept(s->listenfd);
-
-    if (io == NULL) {
-        if (errno == EAGAIN || stop_requested())
+    struct conn *c = conn_accept(listenfd);
+    if (c == NULL) {
+        if (errno == EAGAIN)
             return false; /* nobody is waiting now */
         if (!accept_lost_client(errno))
             err_sys("accept");
         err_ret("accept: a client was lost"); /* take the next */
         return true;
     }
-    new_conn(s, io);
+    new_conn(s, c);
     return true;
 }
 
-/* The listener is readable: take every client waiting. The stop handler
- * (common/signals.c) shuts the listener down, which also makes it
- * readable: that is how the loop learns it must stop. */
+/* The listener is readable: take every client waiting. */
 static void on_accept(struct reactor *r, int fd, unsigned mask, void *arg)
 {
-    struct tcp_server *s = arg;
-
-    (void)fd;
+    (void)r;
     (void)mask;
-    while (accept_one(s))
+    while (accept_one(arg, fd))
         ;
-    if (stop_requested())
-        reactor_stop(r);
 }
 
 struct tcp_server *tcp_server_new(struct reactor *r, int listenfd,
@@ -292,7 +306,8 @@ struct tcp_server *tcp_server_new(struct reactor *r, int listenfd,
                              .listenfd = listenfd,
                              .cb = *cb,
                              .ctx = ctx,
-                             .idle_ms = idle_ms};
+                             .idle_ms = idle_ms,
+                             .read_size = CONN_READ_MAX};
     if (reactor_watch(r, listenfd, RE_READ, on_accept, s) == -1) {
         free(s);
         return NULL;
@@ -300,18 +315,33 @@ struct tcp_server *tcp_server_new(struct reactor *r, int listenfd,
     return s;
 }
 
-void tcp_server_free(struct tcp_server *s)
+void tcp_server_set_read_size(struct tcp_server *s, size_t size)
 {
-    while (s->nconns > 0)
-        close_conn(s->conns[s->nconns - 1]);
-    reactor_forget(s->r, s->listenfd);
-    free(s->conns);
-    free(s);
+    s->read_size = size < 1 || size > CONN_READ_MAX ? CONN_READ_MAX : size;
+}
+
+/* Every connection's read interest goes or comes back. Nothing is closed
+ * here, even if the reactor fails: the caller may be the callback of one
+ * of them. Such a failure closes the connection at its next event. */
+void tcp_server_pause_reading(struct tcp_server *s, bool paused)
+{
+    s->paused = paused;
+    for (size_t i = 0; i < s->nconns; i++)
+        watch(s->conns[i]);
+}
+
+unsigned long long tcp_server_sent(const struct tcp_server *s)
+{
+    return s->sent;
 }
 
 int tcp_conn_send(struct tcp_conn *c, const void *p, size_t n)
 {
-    return conn_send(c->io, p, n);
+    unsigned long long sent = c->io->nbytes;
+    int rc = conn_send(c->io, p, n);
+
+    c->server->sent += c->io->nbytes - sent;
+    return rc;
 }
 
 void tcp_conn_pause_reading(struct tcp_conn *c)
@@ -324,7 +354,17 @@ void tcp_conn_resume_reading(struct tcp_conn *c)
     c->paused = false;
 }
 
+void tcp_conn_owe(struct tcp_conn *c, bool owing)
+{
+    c->owing = owing;
+}
+
 void tcp_conn_close(struct tcp_conn *c)
 {
     c->closing = true;
+}
+
+void tcp_conn_update(struct tcp_conn *c)
+{
+    settle(c);
 }

@@ -7,7 +7,7 @@
  *   on_message         bytes have arrived: the ones not consumed yet;
  *   on_write_complete  output that had to wait has all gone to the kernel;
  *   on_close           the connection is over: the client closed, reset or
- *                      idled too long, or the server is stopping;
+ *                      idled too long;
  * and the half, on_high_water: the output pending for a slow reader has
  * just grown past the mark (CONN_HIGH_WATER). The layer does not decide
  * what to do about it: the application may pause reading, as the echo
@@ -34,6 +34,7 @@
 struct tcp_conn;
 struct tcp_server;
 
+/* on_write_complete and on_high_water may be NULL: nothing is called. */
 struct tcp_callbacks {
     void (*on_connection)(struct tcp_conn *c);
     /* Returns how many of the len bytes it consumed; the rest are kept and
@@ -44,14 +45,18 @@ struct tcp_callbacks {
     void (*on_close)(struct tcp_conn *c);
 };
 
-/* The application may read these fields; only tcp.c writes them. */
+/* The application may read these fields, and owns data; only tcp.c writes
+ * the others. */
 struct tcp_conn {
     struct conn *io; /* descriptor, peer, output buffer, counters */
     struct tcp_server *server;
-    void *ctx; /* the server's ctx, for the callbacks */
-    char *in;  /* bytes on_message left, or NULL */
+    void *ctx;  /* the server's ctx, for the callbacks */
+    void *data; /* the application's own, per connection; NULL at first */
+    char *in;   /* bytes on_message left, or NULL */
     size_t in_len;
+    size_t index;            /* its place in the server's table */
     bool paused;             /* tcp_conn_pause_reading() */
+    bool owing;              /* tcp_conn_owe() */
     bool above_high_water;   /* on_high_water was called, not yet drained */
     bool closing;            /* tcp_conn_close(), or a failure */
     bool idle;               /* closed by the idle timer */
@@ -62,14 +67,24 @@ struct tcp_conn {
 /* Accepts clients on listenfd (non-blocking, already listening), serves
  * them with cb, and passes ctx to every callback through tcp_conn.ctx.
  * idle_ms > 0 closes a client after that long without a byte moving either
- * way. Returns NULL with errno set. */
+ * way. Returns NULL with errno set. There is no tcp_server_free(): the
+ * server lives until the process exits, and exit closes the sockets. */
 struct tcp_server *tcp_server_new(struct reactor *r, int listenfd,
                                   const struct tcp_callbacks *cb, void *ctx,
                                   uint64_t idle_ms);
 
-/* Closes every connection (on_close for each), then frees the server. The
- * listening socket is the caller's. */
-void tcp_server_free(struct tcp_server *s);
+/* The most one read() takes, 1 to CONN_READ_MAX (the default). Each read
+ * is one on_message() call, so this bounds what one call brings. */
+void tcp_server_set_read_size(struct tcp_server *s, size_t size);
+
+/* Stops, or starts again, reading from every client at once: for an
+ * application whose own queue is full. One change per connection reaches
+ * the reactor, so call it when the state turns, not on every event. */
+void tcp_server_pause_reading(struct tcp_server *s, bool paused);
+
+/* Bytes written to the clients so far, over every connection: an echo
+ * server's "echoed" at any moment. */
+unsigned long long tcp_server_sent(const struct tcp_server *s);
 
 /* Sends n bytes: written now as far as the socket takes them, the rest
  * kept in order and sent when it is writable. Returns 0, or -1 once the
@@ -81,9 +96,20 @@ int tcp_conn_send(struct tcp_conn *c, const void *p, size_t n);
 void tcp_conn_pause_reading(struct tcp_conn *c);
 void tcp_conn_resume_reading(struct tcp_conn *c);
 
+/* Whether the application still owes the client bytes it will send later
+ * (replies computed elsewhere). While it does, a client that half-closed
+ * is not closed once the pending output has gone: it waits for them. */
+void tcp_conn_owe(struct tcp_conn *c, bool owing);
+
 /* Closes the connection once the running callback has returned: output
  * still pending is dropped. Like tcp_conn_send(), for the connection's own
  * callbacks. */
 void tcp_conn_close(struct tcp_conn *c);
+
+/* The calls above take effect when the connection's own callback returns.
+ * Called from anywhere else (another descriptor's handler, a timer), they
+ * need this afterwards: it closes c if it is over -- on_close runs, and c
+ * is freed -- or tells the reactor what to watch for it now. */
+void tcp_conn_update(struct tcp_conn *c);
 
 #endif
