@@ -11,64 +11,47 @@
  *            reads of stdin and writes to the socket on one thread id,
  *            reads of the socket and writes to stdout on the other.
  * See also: 01-basic-socket/client.c (stop-and-wait); lesson 04's client
- *           does the same with one thread and select().
+ *           does the same with one thread and select(); common/relay.h
+ *           for the report every client shares.
  *
  * Run it:  ./03-pthread-pool/client < /etc/services | cmp - /etc/services
  */
 #include <errno.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "io.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
+#include "relay.h"
 #include "signals.h"
-
-enum { BUFSIZE = 16384 };
 
 enum { SENDING, SENT, FAILED };
 
-/* The sender's side. It writes sent, err and what, then publishes them by
- * storing state; main() reads them only after it has loaded a state other
- * than SENDING, so the atomic store orders them for it. */
+/* The sender's side. It writes st, then publishes it by storing state;
+ * main() reads st only after it has loaded a state other than SENDING, so
+ * the atomic store orders them for it. */
 struct sender {
     int sockfd;
-    unsigned long long sent; /* bytes written to the socket */
-    int err;                 /* errno of the failed call, when FAILED */
-    const char *what;        /* that call, for main()'s message */
+    struct relay_status st; /* sent, and what failed */
     atomic_int state;
 };
-
-/* Records a failure and wakes main(): after shutdown(SHUT_RDWR) its read()
- * on the socket returns 0 at once, and it finds FAILED. */
-static void *sender_failed(struct sender *s, const char *what)
-{
-    s->err = errno;
-    s->what = what;
-    atomic_store(&s->state, FAILED);
-    shutdown(s->sockfd, SHUT_RDWR);
-    return NULL;
-}
 
 /* The sender thread: stdin to the socket, then the half-close. */
 static void *sender_main(void *arg)
 {
     struct sender *s = arg;
-    char buf[BUFSIZE];
-    ssize_t n;
 
-    while ((n = read(STDIN_FILENO, buf, sizeof buf)) != 0) {
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1)
-            return sender_failed(s, "read from stdin");
-        if (writen(s->sockfd, buf, (size_t)n) == -1)
-            return sender_failed(s, "write to server");
-        s->sent += (unsigned long long)n;
+    /* relay_send() waits where stdin is non-blocking (set so by the
+     * shell), and fails at once where it cannot be read (a directory). */
+    if (relay_send(STDIN_FILENO, s->sockfd, &s->st) == -1) {
+        /* Wake main(): after shutdown(SHUT_RDWR) its read() on the socket
+         * returns 0 at once, and it finds FAILED. */
+        atomic_store(&s->state, FAILED);
+        shutdown(s->sockfd, SHUT_RDWR);
+        return NULL;
     }
     /* Publish SENT before the FIN leaves: the server's close, which main()
      * sees as EOF, can only follow our FIN, so main() then finds SENT. If
@@ -77,30 +60,6 @@ static void *sender_main(void *arg)
     atomic_store(&s->state, SENT);
     shutdown(s->sockfd, SHUT_WR);
     return NULL;
-}
-
-/* Copies the echo to stdout until the server closes. Returns the number of
- * bytes received, or -1 with errno set and *what naming the failed call. */
-static long long receive(int sockfd, const char **what)
-{
-    char buf[BUFSIZE];
-    long long received = 0;
-    ssize_t n;
-
-    while ((n = read(sockfd, buf, sizeof buf)) != 0) {
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1) {
-            *what = "read from server";
-            return -1;
-        }
-        if (writen(STDOUT_FILENO, buf, (size_t)n) == -1) {
-            *what = "write to stdout";
-            return -1;
-        }
-        received += n;
-    }
-    return received;
 }
 
 /* Lets the sender go, once the echo has ended, and returns the state it
@@ -119,17 +78,36 @@ static int release_sender(struct sender *s, pthread_t tid)
     return state;
 }
 
-/* Decides whether the run succeeded; if not, exits with one line. */
-static void check_outcome(const struct sender *s, int state, long long received)
+/* The client's relay, in two threads: the sender sends, we receive.
+ * Returns 0, or -1 with st saying what failed, as relay() does: our own
+ * failure first, then the sender's, then the counts. */
+static int relay_threads(int sockfd, struct relay_status *st)
 {
-    if (state == FAILED) {
-        errno = s->err;
-        err_sys("%s", s->what);
+    struct sender s = {.sockfd = sockfd};
+    pthread_t tid;
+    int rc, state;
+
+    atomic_init(&s.state, SENDING);
+    rc = pthread_create(&tid, NULL, sender_main, &s);
+    if (rc != 0) {
+        errno = rc; /* pthread functions return the error number */
+        err_sys("pthread_create");
     }
-    if (state == SENDING || (unsigned long long)received < s->sent)
-        err_quit("server closed the connection: echo cut short");
-    if ((unsigned long long)received > s->sent)
-        err_quit("server sent bytes that were never sent to it");
+    relay_receive(sockfd, STDOUT_FILENO, st);
+    state = release_sender(&s, tid);
+    if (st->failed != RELAY_OK)
+        return -1;
+    if (state == FAILED) {
+        *st = (struct relay_status){s.st.sent, st->received, s.st.failed,
+                                    s.st.err};
+        return -1;
+    }
+    if (state == SENDING) {
+        st->failed = RELAY_CUT_SHORT; /* closed before our input ended */
+        return -1;
+    }
+    st->sent = s.st.sent;
+    return relay_check_echo(st);
 }
 
 int main(int argc, char **argv)
@@ -138,39 +116,15 @@ int main(int argc, char **argv)
         "03-pthread-pool",
         "a two-thread echo client: stdin to stdout, both ways at once", 9003};
     struct net_options opt;
-    struct sender s = {.sockfd = -1};
-    char where[HOST_PORT_LEN];
-    const char *what = NULL;
-    long long received;
-    pthread_t tid;
-    int gai_err, rc, state, saved;
+    struct relay_status st = {0};
+    int sockfd, gai_err;
 
     parse_client_options(argc, argv, &pi, &opt);
     sigpipe_ignore(); /* a server that vanishes is an error, not a kill */
-
-    s.sockfd = tcp_connect(opt.host, opt.port, &gai_err);
-    if (s.sockfd == -1 && gai_err != 0)
-        err_quit("cannot resolve %s: %s", opt.host, gai_strerror(gai_err));
-    if (s.sockfd == -1)
-        err_sys("cannot connect to %s",
-                host_port(opt.host, opt.port, where, sizeof where));
-
-    atomic_init(&s.state, SENDING);
-    rc = pthread_create(&tid, NULL, sender_main, &s);
-    if (rc != 0) {
-        errno = rc; /* pthread functions return the error number */
-        err_sys("pthread_create");
-    }
-
-    /* Only this thread reports: whatever failed, one line, then exit. */
-    received = receive(s.sockfd, &what);
-    saved = errno;
-    state = release_sender(&s, tid);
-    if (received == -1) {
-        errno = saved;
-        err_sys("%s", what);
-    }
-    check_outcome(&s, state, received);
-    close(s.sockfd);
+    sockfd = tcp_connect(opt.host, opt.port, &gai_err);
+    if (sockfd == -1)
+        err_connect(&opt, gai_err);
+    if (relay_threads(sockfd, &st) == -1)
+        err_relay(&st);
     return 0;
 }

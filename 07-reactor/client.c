@@ -1,195 +1,177 @@
 /* 07-reactor/client.c -- 06's client, rebuilt as handlers on the reactor.
  *
  * Model:   one process, one thread, the same reactor as the server
- *          (reactor.h): a handler for stdin, one for the socket. Even the
- *          connect() is an event: the socket is non-blocking, connect()
- *          returns EINPROGRESS at once, and the socket turns writable
- *          when the handshake is over -- then getsockopt(SO_ERROR) says
- *          whether it worked, and the next address is tried if not.
+ *          (reactor.h): a handler for stdin, one for the socket, each
+ *          calling a step of common/relay.c. Even the connect() is an
+ *          event: the socket is non-blocking, connect() returns
+ *          EINPROGRESS at once, and the socket turns writable when the
+ *          handshake is over -- then getsockopt(SO_ERROR) says whether it
+ *          worked, and the next address is tried if not.
  * Cost:    the poll backend, not epoll: stdin may be a regular file,
  *          which epoll refuses (EPERM) and poll() reports as always
  *          readable -- what a file is. What the socket cannot take waits
- *          in a buffer, and stdin is watched only while it has room.
+ *          in the relay's buffer, and stdin is watched only while it has
+ *          room.
  * Observe: strace -e trace=connect,poll,getsockopt,shutdown
  *            ./07-reactor/client < /etc/services > /dev/null
  *          connect() = -1 EINPROGRESS, a poll() for POLLOUT, then
  *          getsockopt(SO_ERROR) = 0, and shutdown(SHUT_WR) after the last
  *          byte of stdin.
- * See also: 06-epoll-lt-et/client.c (before), reactor.h.
+ * See also: 06-epoll-lt-et/client.c (before), reactor.h, common/relay.c.
  *
  * Run it:  ./07-reactor/client < /etc/services | cmp - /etc/services
  */
 #include <errno.h>
 #include <netdb.h>
 #include <stdbool.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "io.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
 #include "reactor.h"
+#include "relay.h"
 #include "signals.h"
 
-enum { BUFSIZE = 65536 };
-
-struct client {
-    struct reactor *r;
-    struct addrinfo *addrs, *next; /* next: the address to try next */
-    int sockfd, last_err;
-    char where[HOST_PORT_LEN]; /* "host:port", for the error message */
-    char tosrv[BUFSIZE];       /* read from stdin, not yet sent: */
-    size_t start, end;         /* tosrv[start, end) */
-    bool stdin_eof, shut;
-    unsigned long long sent, received;
+/* A connect() in progress, address after address. */
+struct connecting {
+    struct addrinfo *next; /* the address to try next */
+    int sockfd;            /* the connected socket, or -1 */
+    int last_err;          /* errno of the last address that failed */
+    bool done;             /* connected, or no address left */
 };
 
-static void on_stdin(struct reactor *r, int fd, unsigned mask, void *arg);
-static void on_socket(struct reactor *r, int fd, unsigned mask, void *arg);
-
-/* After every event: half-close once stdin is done and sent, and tell the
- * reactor what each descriptor waits for now. */
-static void update(struct client *cl)
-{
-    bool more_in = !cl->stdin_eof && cl->end < BUFSIZE;
-    unsigned sock = RE_READ | (cl->end > cl->start ? RE_WRITE : 0u);
-
-    if (cl->stdin_eof && cl->end == cl->start && !cl->shut) {
-        /* A FIN after the last byte; the echo keeps coming. */
-        if (shutdown(cl->sockfd, SHUT_WR) == -1)
-            err_sys("shutdown");
-        cl->shut = true;
-    }
-    /* Forgotten, not kept with no events: poll() reports POLLHUP for a
-     * pipe whose writer has gone, whatever was asked for. */
-    if (!more_in)
-        reactor_forget(cl->r, STDIN_FILENO);
-    else if (reactor_watch(cl->r, STDIN_FILENO, RE_READ, on_stdin, cl) == -1)
-        err_sys("watch stdin");
-    if (reactor_watch(cl->r, cl->sockfd, sock, on_socket, cl) == -1)
-        err_sys("watch the socket");
-}
-
-static void on_stdin(struct reactor *r, int fd, unsigned mask, void *arg)
-{
-    struct client *cl = arg;
-    ssize_t n = read(fd, cl->tosrv + cl->end, BUFSIZE - cl->end);
-
-    (void)r;
-    (void)mask;
-    if (n == -1 && errno != EINTR && errno != EAGAIN)
-        err_sys("read from stdin");
-    if (n == 0)
-        cl->stdin_eof = true;
-    if (n > 0)
-        cl->end += (size_t)n;
-    update(cl);
-}
-
-static void to_server(struct client *cl)
-{
-    ssize_t w = write(cl->sockfd, cl->tosrv + cl->start, cl->end - cl->start);
-
-    if (w == -1 && errno != EAGAIN && errno != EINTR)
-        err_sys("write to server");
-    if (w > 0) {
-        cl->start += (size_t)w;
-        cl->sent += (unsigned long long)w;
-    }
-    if (cl->start == cl->end)
-        cl->start = cl->end = 0;
-}
-
-/* Copies what the server sent to stdout; false once it has closed. */
-static bool from_server(struct client *cl)
-{
-    char buf[BUFSIZE];
-    ssize_t n = read(cl->sockfd, buf, sizeof buf);
-
-    if (n == -1 && (errno == EAGAIN || errno == EINTR))
-        return true;
-    if (n == -1)
-        err_sys("read from server");
-    if (n == 0) {
-        if (!cl->shut || cl->received < cl->sent)
-            err_quit("server closed the connection: echo cut short");
-        return false;
-    }
-    cl->received += (unsigned long long)n;
-    if (cl->received > cl->sent)
-        err_quit("server sent bytes that were never sent to it");
-    if (writen(STDOUT_FILENO, buf, (size_t)n) == -1)
-        err_sys("write to stdout");
-    return true;
-}
-
-static void on_socket(struct reactor *r, int fd, unsigned mask, void *arg)
-{
-    struct client *cl = arg;
-
-    (void)fd;
-    if ((mask & RE_WRITE) && cl->end > cl->start)
-        to_server(cl);
-    if ((mask & RE_READ) && !from_server(cl)) {
-        reactor_stop(r); /* the whole echo is back */
-        return;
-    }
-    update(cl);
-}
-
-static void try_next_address(struct client *cl);
+static void try_next_address(struct reactor *r, struct connecting *c);
 
 /* The socket turned writable: the handshake is over, one way or another. */
 static void on_connect(struct reactor *r, int fd, unsigned mask, void *arg)
 {
-    struct client *cl = arg;
+    struct connecting *c = arg;
     int err = 0;
     socklen_t len = sizeof err;
 
     (void)mask;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
         err = errno;
+    reactor_forget(r, fd);
     if (err != 0) {
-        reactor_forget(r, fd);
         close(fd);
-        cl->last_err = err;
-        try_next_address(cl);
+        c->last_err = err;
+        try_next_address(r, c);
         return;
     }
-    update(cl);
+    c->sockfd = fd;
+    c->done = true;
+    reactor_stop(r);
 }
 
-/* Starts a non-blocking connect() to the next address; exits when none is
- * left. */
-static void try_next_address(struct client *cl)
+/* Starts a non-blocking connect() to the next address; when none is left,
+ * gives up. */
+static void try_next_address(struct reactor *r, struct connecting *c)
 {
-    while (cl->next != NULL) {
-        struct addrinfo *ai = cl->next;
-        cl->next = ai->ai_next;
+    while (c->next != NULL) {
+        struct addrinfo *ai = c->next;
+        c->next = ai->ai_next;
         int fd = socket(ai->ai_family,
                         ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                         ai->ai_protocol);
         if (fd == -1) {
-            cl->last_err = errno;
+            c->last_err = errno;
             continue;
         }
-        cl->sockfd = fd;
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            update(cl); /* loopback may connect at once */
+            c->sockfd = fd; /* loopback may connect at once */
+            c->done = true;
             return;
         }
-        if (errno == EINPROGRESS) {
-            if (reactor_watch(cl->r, fd, RE_WRITE, on_connect, cl) == -1)
-                err_sys("watch the socket");
+        if (errno == EINPROGRESS &&
+            reactor_watch(r, fd, RE_WRITE, on_connect, c) == 0)
             return;
-        }
-        cl->last_err = errno;
+        c->last_err = errno;
         close(fd);
     }
-    errno = cl->last_err;
-    err_sys("cannot connect to %s", cl->where);
+    c->done = true;
+    reactor_stop(r);
+}
+
+/* tcp_connect() on the reactor: each address of host:port in turn, the
+ * handshake waited for as an event. Returns the connected socket, or -1
+ * as tcp_connect() does: *gai_err if the name did not resolve, otherwise
+ * errno of the last address tried. */
+static int connect_on_reactor(struct reactor *r, const struct net_options *opt,
+                              int *gai_err)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *addrs;
+    struct connecting c = {.sockfd = -1, .last_err = EADDRNOTAVAIL};
+
+    *gai_err = getaddrinfo(opt->host, opt->port, &hints, &addrs);
+    if (*gai_err != 0)
+        return -1;
+    c.next = addrs;
+    try_next_address(r, &c);
+    if (!c.done && reactor_run(r) == -1)
+        c.last_err = errno;
+    freeaddrinfo(addrs);
+    errno = c.last_err;
+    return c.sockfd;
+}
+
+static void on_stdin(struct reactor *r, int fd, unsigned mask, void *arg);
+static void on_socket(struct reactor *r, int fd, unsigned mask, void *arg);
+
+/* After every event: tell the reactor what each descriptor waits for now.
+ * Returns 0, or -1 with the failure recorded in rl. */
+static int update(struct reactor *r, struct relay *rl)
+{
+    unsigned sock = RE_READ | (relay_pending(rl) > 0 ? RE_WRITE : 0u);
+
+    /* Forgotten, not kept with no events: poll() reports POLLHUP for a
+     * pipe whose writer has gone, whatever was asked for. */
+    if (!relay_wants_stdin(rl))
+        reactor_forget(r, rl->in);
+    else if (reactor_watch(r, rl->in, RE_READ, on_stdin, rl) == -1)
+        return relay_fail(&rl->st, RELAY_WAIT);
+    if (reactor_watch(r, rl->sockfd, sock, on_socket, rl) == -1)
+        return relay_fail(&rl->st, RELAY_WAIT);
+    return 0;
+}
+
+static void on_stdin(struct reactor *r, int fd, unsigned mask, void *arg)
+{
+    struct relay *rl = arg;
+
+    (void)fd;
+    (void)mask;
+    if (relay_from_stdin(rl) == -1 || update(r, rl) == -1)
+        reactor_stop(r);
+}
+
+static void on_socket(struct reactor *r, int fd, unsigned mask, void *arg)
+{
+    struct relay *rl = arg;
+
+    (void)fd;
+    if ((mask & RE_WRITE) && relay_pending(rl) > 0 &&
+        relay_to_server(rl) == -1) {
+        reactor_stop(r);
+        return;
+    }
+    if (((mask & RE_READ) && relay_from_server(rl) == -1) || rl->closed ||
+        update(r, rl) == -1)
+        reactor_stop(r); /* the whole echo is back, or the relay failed */
+}
+
+/* relay() on the reactor: the handlers above, until the server has
+ * closed. Returns as relay() does. */
+static int relay_reactor(struct reactor *r, int sockfd, struct relay *rl)
+{
+    if (relay_start(rl, STDIN_FILENO, sockfd, STDOUT_FILENO) == -1 ||
+        update(r, rl) == -1)
+        return -1;
+    if (reactor_run(r) == -1)
+        return relay_fail(&rl->st, RELAY_WAIT);
+    return rl->st.failed == RELAY_OK ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -197,28 +179,20 @@ int main(int argc, char **argv)
     static const struct program_info pi = {
         "07-reactor", "an echo client: stdin and the socket on a reactor",
         9007};
-    static struct client cl; /* 64 KiB: too big for a polite stack frame */
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+    static struct relay rl; /* 64 KiB: too big for a polite stack frame */
     struct net_options opt;
-    int gai_err;
+    struct reactor *r;
+    int sockfd, gai_err;
 
     parse_client_options(argc, argv, &pi, &opt);
     sigpipe_ignore(); /* a server that vanishes is an error, not a kill */
-    host_port(opt.host, opt.port, cl.where, sizeof cl.where);
-    gai_err = getaddrinfo(opt.host, opt.port, &hints, &cl.addrs);
-    if (gai_err != 0)
-        err_quit("cannot resolve %s: %s", opt.host, gai_strerror(gai_err));
-    cl.next = cl.addrs;
-    cl.r = reactor_new("poll");
-    if (cl.r == NULL)
+    r = reactor_new("poll");
+    if (r == NULL)
         err_sys("reactor");
-
-    try_next_address(&cl);
-    if (reactor_run(cl.r) == -1)
-        err_sys("poll");
-
-    reactor_free(cl.r);
-    freeaddrinfo(cl.addrs);
-    close(cl.sockfd);
+    sockfd = connect_on_reactor(r, &opt, &gai_err);
+    if (sockfd == -1)
+        err_connect(&opt, gai_err);
+    if (relay_reactor(r, sockfd, &rl) == -1)
+        err_relay(&rl.st);
     return 0;
 }

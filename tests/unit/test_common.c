@@ -50,6 +50,7 @@
 #include "log.h"
 #include "net.h"
 #include "options.h"
+#include "relay.h"
 #include "signals.h"
 
 enum {
@@ -3259,6 +3260,427 @@ static void test_conn_read_size_is_capped(void)
     check_child_bits(&c, "conn_read", what, COUNT(what));
 }
 
+/* ---- relay, read_blocking, writen_blocking, err_connect, err_relay ------ */
+
+/* How fake_server_main() answers what it reads. */
+enum fake_mode { FAKE_ECHO, FAKE_NO_ECHO, FAKE_ECHO_PLUS_ONE };
+
+/* The server's side of a relay: reads until the client's FIN, answers as
+ * mode says, then closes. */
+struct fake_server {
+    int fd;
+    enum fake_mode mode;
+    atomic_size_t got; /* bytes read so far */
+};
+
+static void *fake_server_main(void *arg)
+{
+    struct fake_server *fs = arg;
+    char buf[4096];
+    ssize_t n;
+
+    while ((n = read(fs->fd, buf, sizeof buf)) > 0) {
+        atomic_fetch_add(&fs->got, (size_t)n);
+        if (fs->mode != FAKE_NO_ECHO)
+            put(fs->fd, buf, (size_t)n);
+    }
+    if (fs->mode == FAKE_ECHO_PLUS_ONE)
+        put(fs->fd, "!", 1);
+    close(fs->fd);
+    return NULL;
+}
+
+/* A socket pair whose far end a fake server thread answers; the near
+ * end, returned, is the client's socket. */
+static int start_fake_server(pthread_t *th, struct fake_server *fs,
+                             enum fake_mode mode)
+{
+    int sv[2];
+
+    make_pair(sv);
+    fs->fd = sv[1];
+    fs->mode = mode;
+    atomic_init(&fs->got, 0);
+    if (pthread_create(th, NULL, fake_server_main, fs) != 0)
+        bail_out("pthread_create");
+    return sv[0];
+}
+
+/* A memory file holding len bytes of a pattern, read from its start. */
+static int pattern_file(size_t len)
+{
+    unsigned char block[4096];
+    int fd = memfd_create("relay-in", MFD_CLOEXEC);
+
+    if (fd == -1)
+        bail_out("memfd_create");
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < sizeof block ? len - done : sizeof block;
+        for (size_t i = 0; i < n; i++)
+            block[i] = (unsigned char)((done + i) * 7 + (done + i) / 251);
+        put(fd, block, n);
+        done += n;
+    }
+    if (lseek(fd, 0, SEEK_SET) == -1)
+        bail_out("lseek");
+    return fd;
+}
+
+/* Whether the file out holds exactly what in holds. */
+static bool same_files(int in, int out)
+{
+    static char a[1 << 16], b[1 << 16];
+    off_t off = 0;
+
+    for (;;) {
+        ssize_t na = pread(in, a, sizeof a, off);
+        ssize_t nb = pread(out, b, sizeof b, off);
+        if (na != nb || na < 0)
+            return false;
+        if (na == 0)
+            return true;
+        if (memcmp(a, b, (size_t)na) != 0)
+            return false;
+        off += na;
+    }
+}
+
+static const char *step_text(enum relay_step s)
+{
+    static const char *const names[] = {
+        "RELAY_OK",       "RELAY_READ_STDIN",  "RELAY_WRITE_SERVER",
+        "RELAY_SHUTDOWN", "RELAY_READ_SERVER", "RELAY_WRITE_STDOUT",
+        "RELAY_SETUP",    "RELAY_WAIT",        "RELAY_CUT_SHORT",
+        "RELAY_TOO_MUCH"};
+    return (size_t)s < COUNT(names) ? names[s] : "?";
+}
+
+static void diag_status(const struct relay_status *st)
+{
+    diag("sent %llu, received %llu, failed %s, err %s", st->sent, st->received,
+         step_text(st->failed), errname(st->err));
+}
+
+/* A file as stdin and as stdout, as in client < in > out: relay() copies
+ * all of it both ways (more than its buffer), half-closes, and returns 0
+ * once the server has closed. */
+static void test_relay_copies_both_ways(void)
+{
+    enum { LEN = 3 * RELAY_BUFSIZE + 1234 };
+    struct fake_server fs;
+    struct relay_status st;
+    pthread_t th;
+    int in = pattern_file(LEN);
+    int out = memfd_create("relay-out", MFD_CLOEXEC);
+    int sockfd = start_fake_server(&th, &fs, FAKE_ECHO);
+
+    if (out == -1)
+        bail_out("memfd_create");
+    int rc = relay(in, sockfd, out, &st);
+    pthread_join(th, NULL);
+    if (!check(rc == 0 && st.failed == RELAY_OK && st.sent == LEN &&
+                   st.received == LEN && atomic_load(&fs.got) == LEN &&
+                   same_files(in, out),
+               "relay: a file in, the same file out, %d bytes each way, "
+               "returns 0 after the server's close",
+               LEN))
+        diag_status(&st);
+    close(in);
+    close(out);
+    close(sockfd);
+}
+
+/* Feeds a non-blocking pipe "one", then, once the server has read it,
+ * "two", then closes it. */
+struct slow_feed {
+    int fd;
+    struct fake_server *fs;
+};
+
+static void *slow_feed_main(void *arg)
+{
+    struct slow_feed *f = arg;
+
+    put(f->fd, "one\n", 4);
+    for (int i = 0; i < 2000 && atomic_load(&f->fs->got) < 4; i++)
+        nap_us(1000);
+    put(f->fd, "two\n", 4);
+    close(f->fd);
+    return NULL;
+}
+
+/* stdin non-blocking (the shell's flag, on a file shared with us): a
+ * pipe with nothing in it yet is neither the end nor a failure. */
+static void test_relay_waits_on_nonblocking_stdin(void)
+{
+    struct fake_server fs;
+    struct slow_feed feed;
+    struct relay_status st;
+    pthread_t th, feeder;
+    int pfd[2];
+    char got[16] = "";
+    int out = memfd_create("relay-out", MFD_CLOEXEC);
+    int sockfd = start_fake_server(&th, &fs, FAKE_ECHO);
+
+    if (out == -1 || pipe2(pfd, O_CLOEXEC | O_NONBLOCK) == -1)
+        bail_out("memfd_create or pipe2");
+    feed = (struct slow_feed){pfd[1], &fs};
+    if (pthread_create(&feeder, NULL, slow_feed_main, &feed) != 0)
+        bail_out("pthread_create");
+    int rc = relay(pfd[0], sockfd, out, &st);
+    pthread_join(feeder, NULL);
+    pthread_join(th, NULL);
+    ssize_t n = pread(out, got, sizeof got - 1, 0);
+    if (!check(rc == 0 && st.sent == 8 && n == 8 &&
+                   memcmp(got, "one\ntwo\n", 8) == 0,
+               "relay: a non-blocking stdin pipe that pauses is echoed in "
+               "full"))
+        diag_status(&st);
+    close(pfd[0]);
+    close(out);
+    close(sockfd);
+}
+
+/* stdin a directory: read() fails with EISDIR, and relay() returns at
+ * once with it, whatever the server does. */
+static void test_relay_reports_directory_stdin(void)
+{
+    struct fake_server fs;
+    struct relay_status st;
+    pthread_t th;
+    int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int sockfd = start_fake_server(&th, &fs, FAKE_ECHO);
+
+    if (dir == -1)
+        bail_out("open /");
+    errno = 0;
+    int rc = relay(dir, sockfd, STDOUT_FILENO, &st);
+    int err = errno;
+    if (!check(rc == -1 && st.failed == RELAY_READ_STDIN && st.err == EISDIR &&
+                   err == EISDIR,
+               "relay: a directory as stdin fails with RELAY_READ_STDIN, "
+               "EISDIR"))
+        diag_status(&st);
+    close(sockfd); /* the fake server reads EOF and ends */
+    pthread_join(th, NULL);
+    close(dir);
+}
+
+/* An echo short or long by some bytes is a failure of its own. */
+static void test_relay_checks_the_echo(void)
+{
+    static const struct {
+        enum fake_mode mode;
+        enum relay_step want;
+        const char *what;
+    } cases[] = {
+        {FAKE_NO_ECHO, RELAY_CUT_SHORT,
+         "a server that closes without echoing: RELAY_CUT_SHORT"},
+        {FAKE_ECHO_PLUS_ONE, RELAY_TOO_MUCH,
+         "a server that echoes one byte more: RELAY_TOO_MUCH"},
+    };
+
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        struct fake_server fs;
+        struct relay_status st;
+        pthread_t th;
+        int in = pattern_file(100);
+        int out = memfd_create("relay-out", MFD_CLOEXEC);
+        int sockfd = start_fake_server(&th, &fs, cases[i].mode);
+
+        if (out == -1)
+            bail_out("memfd_create");
+        int rc = relay(in, sockfd, out, &st);
+        if (!check(rc == -1 && st.failed == cases[i].want && st.err == 0 &&
+                       st.sent == 100,
+                   "relay: %s", cases[i].what))
+            diag_status(&st);
+        close(sockfd);
+        pthread_join(th, NULL);
+        close(in);
+        close(out);
+    }
+
+    struct relay_status st = {.sent = 5, .received = 5};
+    check(relay_check_echo(&st) == 0 && st.failed == RELAY_OK,
+          "relay_check_echo: as many back as sent is 0");
+    st = (struct relay_status){.sent = 5, .received = 4};
+    check(relay_check_echo(&st) == -1 && st.failed == RELAY_CUT_SHORT,
+          "relay_check_echo: fewer back is RELAY_CUT_SHORT");
+    st = (struct relay_status){
+        .sent = 5, .received = 4, .failed = RELAY_READ_STDIN, .err = EIO};
+    check(relay_check_echo(&st) == -1 && st.failed == RELAY_READ_STDIN &&
+              st.err == EIO,
+          "relay_check_echo: keeps a failure recorded before it");
+}
+
+/* The blocking halves, as 02's and 03's clients use them: relay_send()
+ * copies a file to the server, relay_receive() the echo to another. */
+static void test_relay_send_and_receive(void)
+{
+    enum { LEN = 2 * RELAY_HALF_BUFSIZE + 77 };
+    struct fake_server fs;
+    struct relay_status st = {0};
+    pthread_t th;
+    int in = pattern_file(LEN);
+    int out = memfd_create("relay-out", MFD_CLOEXEC);
+    int sockfd = start_fake_server(&th, &fs, FAKE_ECHO);
+
+    if (out == -1)
+        bail_out("memfd_create");
+    int sent = relay_send(in, sockfd, &st);
+    shutdown(sockfd, SHUT_WR);
+    int received = relay_receive(sockfd, out, &st);
+    pthread_join(th, NULL);
+    if (!check(sent == 0 && received == 0 && st.failed == RELAY_OK &&
+                   st.sent == LEN && st.received == LEN && same_files(in, out),
+               "relay_send, relay_receive: %d bytes there and back", LEN))
+        diag_status(&st);
+
+    int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    st = (struct relay_status){0};
+    if (dir == -1)
+        bail_out("open /");
+    check(relay_send(dir, sockfd, &st) == -1 && st.failed == RELAY_READ_STDIN &&
+              st.err == EISDIR,
+          "relay_send: a directory fails with RELAY_READ_STDIN, EISDIR");
+    close(dir);
+    close(in);
+    close(out);
+    close(sockfd);
+}
+
+/* A thread that writes a byte into fd once thread *tid sleeps. */
+struct late_writer {
+    int fd;
+    atomic_int *tid;
+};
+
+static void *late_writer_main(void *arg)
+{
+    struct late_writer *w = arg;
+
+    wait_until_sleeping(wait_for_tid(w->tid));
+    put(w->fd, "x", 1);
+    return NULL;
+}
+
+/* read_blocking() on an empty non-blocking pipe sleeps until input comes;
+ * writen_blocking() into a full one sleeps until there is room, and
+ * writes all of it. */
+static void test_read_and_writen_blocking(void)
+{
+    atomic_int tid;
+    struct late_writer w = {.tid = &tid};
+    pthread_t th;
+    int pfd[2];
+    char c = 0;
+
+    if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) == -1)
+        bail_out("pipe2");
+    atomic_init(&tid, 0);
+    w.fd = pfd[1];
+    if (pthread_create(&th, NULL, late_writer_main, &w) != 0)
+        bail_out("pthread_create");
+    atomic_store(&tid, (int)gettid());
+    ssize_t n = read_blocking(pfd[0], &c, 1);
+    pthread_join(th, NULL);
+    check(n == 1 && c == 'x',
+          "read_blocking: an empty non-blocking pipe waits for its input");
+
+    /* Fill the pipe, then let a thread drain it while we write more. */
+    static char block[1 << 16];
+    size_t filled = 0;
+    ssize_t w1;
+    while ((w1 = write(pfd[1], block, sizeof block)) > 0)
+        filled += (size_t)w1;
+    size_t want = filled + sizeof block;
+    pid_t child = fork();
+    if (child == -1)
+        bail_out("fork");
+    if (child == 0) {
+        /* The reader: everything the pipe will carry, then exit. */
+        char buf[4096];
+        alarm(CHILD_ALARM_SEC);
+        close(pfd[1]);
+        for (size_t got = 0; got < want;) {
+            ssize_t r = read_blocking(pfd[0], buf, sizeof buf);
+            if (r <= 0)
+                _exit(3);
+            got += (size_t)r;
+        }
+        _exit(0);
+    }
+    ssize_t wn = writen_blocking(pfd[1], block, sizeof block);
+    int status = 0;
+    waitpid(child, &status, 0);
+    check(wn == (ssize_t)sizeof block && WIFEXITED(status) &&
+              WEXITSTATUS(status) == 0,
+          "writen_blocking: a full non-blocking pipe waits for room, and "
+          "all %zu bytes arrive",
+          sizeof block);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+static int err_relay_child(void *arg)
+{
+    err_relay(arg);
+}
+
+static int err_connect_child(void *arg)
+{
+    static const struct net_options opt = {"127.0.0.1", "9", false};
+
+    errno = ECONNREFUSED;
+    err_connect(&opt, *(int *)arg);
+}
+
+/* The client's fatal lines: one line on stderr, exit 1. */
+static void test_err_relay_and_err_connect(void)
+{
+    static const struct {
+        struct relay_status st;
+        const char *line;
+    } cases[] = {
+        {{10, 4, RELAY_CUT_SHORT, 0},
+         "server closed the connection: echo cut short"},
+        {{10, 11, RELAY_TOO_MUCH, 0},
+         "server sent bytes that were never sent to it"},
+        {{0, 0, RELAY_READ_STDIN, EISDIR},
+         "read from stdin: EISDIR (Is a directory)"},
+        {{3, 0, RELAY_WRITE_SERVER, EPIPE},
+         "write to server: EPIPE (Broken pipe)"},
+    };
+    struct child c;
+    char want[256];
+
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        snprintf(want, sizeof want, "%s: %s\n", prog_name, cases[i].line);
+        run_child(err_relay_child, (void *)&cases[i].st, &c);
+        if (!check(exited_with(&c, 1) && stderr_is(&c, want),
+                   "err_relay: \"%s\", exit 1", cases[i].line))
+            diag_child(&c);
+    }
+
+    int gai_err = 0;
+    snprintf(want, sizeof want,
+             "%s: cannot connect to 127.0.0.1:9: ECONNREFUSED (Connection "
+             "refused)\n",
+             prog_name);
+    run_child(err_connect_child, &gai_err, &c);
+    if (!check(exited_with(&c, 1) && stderr_is(&c, want),
+               "err_connect: \"cannot connect to HOST:PORT: errno\", exit 1"))
+        diag_child(&c);
+    gai_err = EAI_NONAME;
+    snprintf(want, sizeof want, "%s: cannot resolve 127.0.0.1: %s\n", prog_name,
+             gai_strerror(EAI_NONAME));
+    run_child(err_connect_child, &gai_err, &c);
+    if (!check(exited_with(&c, 1) && stderr_is(&c, want),
+               "err_connect: \"cannot resolve HOST: reason\", exit 1"))
+        diag_child(&c);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -3349,6 +3771,14 @@ int main(int argc, char **argv)
     test_conn_client_resets(false);
     test_conn_read_size_is_capped();
     test_conn_recv_and_send();
+
+    test_relay_copies_both_ways();
+    test_relay_waits_on_nonblocking_stdin();
+    test_relay_reports_directory_stdin();
+    test_relay_checks_the_echo();
+    test_relay_send_and_receive();
+    test_read_and_writen_blocking();
+    test_err_relay_and_err_connect();
 
     printf("1..%d\n", tests_run);
     return tests_failed == 0 ? 0 : 1;
