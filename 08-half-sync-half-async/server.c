@@ -45,7 +45,7 @@
 #include "signals.h"
 #include "tcp.h"
 
-enum { LISTEN_BACKLOG = 1024 };
+enum { LISTEN_BACKLOG = 1024, MAX_WORKERS = 256 };
 
 /* One request: the bytes one read() returned, and for an echo the reply
  * too, so a worker hands back the very same buffer. It is in one queue at
@@ -96,7 +96,7 @@ struct server {
     long away;                /* requests away, at most -Q */
     bool paused;              /* -Q were away: nobody is read */
     unsigned long long served, requests, early; /* for the stats line */
-    struct worker workers[256];                 /* -t of them */
+    struct worker workers[MAX_WORKERS];         /* -t of them */
 };
 
 /* ---- the queueing layer ---------------------------------------------- */
@@ -357,7 +357,7 @@ static int on_option(int key, const char *arg, void *ctx)
     struct server *s = ctx;
 
     if (key == 't')
-        return parse_number(arg, 1, 256, &s->nworkers);
+        return parse_number(arg, 1, MAX_WORKERS, &s->nworkers);
     if (key == 'Q')
         return parse_number(arg, 1, 65536, &s->capacity);
     if (key == 'w') /* a mean: one request sleeps up to twice as long */
