@@ -1,18 +1,21 @@
 /* 04-select/server.c -- one thread, select() over every socket.
  *
  * Model:   one process, one thread, every socket non-blocking. The thread
- *          sleeps in select() until the listener or some clients are ready,
- *          then does for each only what will not block: one read(), or the
- *          write() of what is pending. No client waits for another.
+ *          sleeps in pselect() until the listener or some clients are
+ *          ready, then does for each only what will not block: one read(),
+ *          or the write() of what is pending. No client waits for another.
+ *          The stop is one more thing pselect() waits for: SIGINT and
+ *          SIGTERM are blocked everywhere else, and unblocked only inside
+ *          that call, which they interrupt.
  * Cost:    one descriptor per client, one struct conn, and its pending
  *          output when the client reads slowly (at most CONN_HIGH_WATER
  *          plus one read). Each round copies and scans fd_sets as large as
  *          the highest descriptor, and descriptors at or above FD_SETSIZE
  *          (1024) cannot be watched at all: such clients are refused.
  * Observe: strace -e trace=pselect6 ./04-select/server
- *            one call per round (glibc's select() is the pselect6 system
- *            call); its first argument, the highest descriptor + 1, grows
- *            as clients connect.
+ *            one call per round; its first argument, the highest
+ *            descriptor + 1, grows as clients connect, and its last is the
+ *            signal mask in force while it sleeps.
  * See also: 03-pthread-pool (before), 05-poll (after), common/conn.c for
  *          the output buffer and its high-water mark.
  *
@@ -20,7 +23,7 @@
  *          printf 'hello\n' | nc -N 127.0.0.1 9004
  */
 #include <errno.h>
-#include <netdb.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -34,12 +37,13 @@
 
 enum { LISTEN_BACKLOG = 1024 };
 
-/* How much one read() takes from one client before select() is asked
- * again: a client with much to send cannot monopolise the thread. */
+/* How much one read() takes from one client before the others get their
+ * turn: a client with much to send cannot monopolise the thread. */
 enum { READ_SIZE = 16384 };
 
 struct server {
     int listenfd;        /* non-blocking */
+    sigset_t waitmask;   /* the mask inside the wait: the stop unblocked */
     struct conn **conns; /* every client, in no order: conns[0 .. n-1] */
     size_t nconns, cap;
     unsigned long long served, echoed; /* for the stats line */
@@ -56,24 +60,21 @@ static bool add_conn(struct server *s, struct conn *c)
         s->conns = bigger;
         s->cap = cap;
     }
-    c->index = s->nconns;
     s->conns[s->nconns++] = c;
     return true;
 }
 
-/* Logs and frees c. The last connection moves into its place, so the
- * table stays dense: a loop over it must look at the same index again. */
-static void close_conn(struct server *s, struct conn *c)
+/* Logs and frees conns[i]. The last connection moves into its place, so
+ * the table stays dense: a loop over it must look at index i again. */
+static void close_conn(struct server *s, size_t i)
 {
-    struct conn *last = s->conns[--s->nconns];
+    struct conn *c = s->conns[i];
 
-    last->index = c->index;
-    s->conns[c->index] = last;
-    if (c->error != 0 && !stop_requested()) {
+    s->conns[i] = s->conns[--s->nconns];
+    if (c->error != 0) {
         errno = c->error;
         err_ret("%s %s", c->failed_call, c->peer);
     }
-    s->echoed += c->nbytes;
     log_closed(c->peer, c->nbytes);
     conn_free(c);
 }
@@ -83,12 +84,11 @@ static void close_conn(struct server *s, struct conn *c)
 static bool accept_one(struct server *s)
 {
     /* Out of descriptors, conn_accept() turns the client away: without
-     * that, it would stay queued, the listener readable, and select()
+     * that, it would stay queued and the listener readable, and the wait
      * would return at once forever. */
     struct conn *c = conn_accept(s->listenfd);
-
     if (c == NULL) {
-        if (errno == EAGAIN || stop_requested())
+        if (errno == EAGAIN)
             return false; /* nobody is waiting now */
         if (!accept_lost_client(errno))
             err_sys("accept");
@@ -106,9 +106,28 @@ static bool accept_one(struct server *s)
         /* FD_SET() with it would write past the end of the fd_set. */
         err_msg("closing %s: descriptor %d is not below FD_SETSIZE (%d)",
                 c->peer, c->fd, FD_SETSIZE);
-        close_conn(s, c);
+        close_conn(s, s->nconns - 1);
     }
     return true;
+}
+
+/* Serves conns[i], which the wait reported readable and/or writable: one
+ * read() and the echo of what came, or the write() of what is pending.
+ * Returns false when it closed the connection: the last one moved to i. */
+static bool serve_conn(struct server *s, size_t i, bool readable, bool writable)
+{
+    struct conn *c = s->conns[i];
+    unsigned long long before = c->nbytes;
+
+    if (readable && conn_wants_read(c))
+        conn_read(c, READ_SIZE);
+    if (writable && conn_wants_write(c))
+        conn_flush(c);
+    s->echoed += c->nbytes - before; /* as written: the stop may come */
+    if (!conn_finished(c))
+        return true;
+    close_conn(s, i);
+    return false;
 }
 
 /* One round: wait until something is ready, then serve it. */
@@ -131,28 +150,42 @@ static void serve_round(struct server *s)
         if (c->fd > maxfd)
             maxfd = c->fd;
     }
-    if (select(maxfd + 1, &rset, &wset, NULL, NULL) == -1) {
+    /* pselect() is select() with a signal mask to use while it sleeps:
+     * the kernel installs waitmask and restores ours around the wait, in
+     * one step. A stop signal that came before the call was held pending,
+     * and interrupts the wait as soon as it begins. */
+    if (pselect(maxfd + 1, &rset, &wset, NULL, NULL, &s->waitmask) == -1) {
         if (errno == EINTR)
-            return; /* a signal: the caller looks at the stop flag */
-        err_sys("select");
+            return; /* the stop: its handler ran, the caller's loop ends */
+        err_sys("pselect");
     }
 
     for (size_t i = 0; i < s->nconns;) {
-        struct conn *c = s->conns[i];
-        if (FD_ISSET(c->fd, &rset))
-            conn_read(c, READ_SIZE);
-        if (FD_ISSET(c->fd, &wset))
-            conn_flush(c);
-        if (conn_finished(c))
-            close_conn(s, c); /* the last one moved to i: look again */
-        else
-            i++;
+        int fd = s->conns[i]->fd;
+        if (serve_conn(s, i, FD_ISSET(fd, &rset), FD_ISSET(fd, &wset)))
+            i++; /* else the last one moved to i: look again */
     }
     /* Accepting last: new descriptors may reuse numbers of connections
      * just closed, and must not be mistaken for them in this round's sets. */
     if (FD_ISSET(s->listenfd, &rset))
         while (accept_one(s))
             ;
+}
+
+/* The loop's test. The flag alone would do if pselect() always slept, but
+ * the kernel prefers ready sockets to a signal: one that arrives while some
+ * are ready stays pending, blocked again as the call returns, and under
+ * unbroken load no wait would ever be interrupted. So the loop also asks
+ * the kernel. Asking is not the racy flag test: a pending signal stays
+ * pending until a wait takes it, so it is found now or interrupts the next
+ * wait. */
+static bool stopping(void)
+{
+    sigset_t pending;
+
+    sigpending(&pending); /* it fails only for a bad pointer */
+    return stop_requested() || sigismember(&pending, SIGINT) ||
+           sigismember(&pending, SIGTERM);
 }
 
 int main(int argc, char **argv)
@@ -162,34 +195,27 @@ int main(int argc, char **argv)
         9004};
     struct net_options opt;
     struct server s = {0};
-    char where[HOST_PORT_LEN];
     int gai_err;
 
     parse_server_options(argc, argv, &pi, &opt, NULL, NULL, NULL);
-    signals_init();
+    /* The stop, way (b) of common/signals.h: SIGINT and SIGTERM blocked
+     * from here on, except inside pselect(), which they interrupt. */
+    stop_by_mask(&s.waitmask);
     s.listenfd = tcp_listen(opt.host, opt.port, LISTEN_BACKLOG, &gai_err);
-    if (s.listenfd == -1 && gai_err != 0)
-        err_quit("cannot resolve %s: %s", opt.host, gai_strerror(gai_err));
     if (s.listenfd == -1)
-        err_sys("cannot listen on %s",
-                host_port(opt.host, opt.port, where, sizeof where));
+        err_listen(&opt, gai_err);
     if (set_nonblocking(s.listenfd) == -1)
         err_sys("fcntl O_NONBLOCK");
-    stop_wake_fd(STOP_LISTEN, s.listenfd);
     if (spare_fd_reserve() == -1)
         err_sys("open spare descriptor");
     log_listening(s.listenfd);
 
-    /* The stop handler shuts the listener down, which select() reports as
-     * readable: the loop wakes and sees the flag. */
-    while (!stop_requested())
+    /* No race: a stop signal cannot be delivered between this test and
+     * the wait, only in the wait, which it then interrupts. */
+    while (!stopping())
         serve_round(&s);
 
-    while (s.nconns > 0)
-        close_conn(&s, s.conns[s.nconns - 1]);
-    free(s.conns);
-    stop_wake_fd(STOP_LISTEN, -1);
-    close(s.listenfd);
+    /* exit closes every socket; the kernel tells the clients. */
     log_stats(s.served, s.echoed);
     return 0;
 }

@@ -1,31 +1,29 @@
 /* 06-epoll-lt-et/server.c -- one thread, epoll, level- or edge-triggered.
  *
- * Model:   one process, one thread, every socket non-blocking, as in 05.
- *          The kernel keeps the list of sockets to watch (the epoll
- *          instance's interest list, changed with epoll_ctl() only when a
- *          connection's needs change), and epoll_wait() returns only the
- *          ready ones. -m lt (level-triggered, the default): a socket is
- *          reported as long as it is readable, so one read() per report is
- *          enough. -m et (edge-triggered): it is reported when new data
- *          arrives, so the server must read until EAGAIN. -m et-once reads
- *          once per report with edge triggering: the classic bug, which
- *          leaves data unread with nothing left to report it.
- * Cost:    one descriptor and one struct conn per client, and pending
- *          output up to CONN_HIGH_WATER plus one read; in the kernel, one
- *          entry per socket. A round costs the ready sockets, not all of
- *          them: this is the C10K answer. Clients are limited by ulimit -n.
- * Observe: strace -c -e trace=epoll_wait,read,write ./06-epoll-lt-et/server
- *          -b 16 [-m et] while a client sends a file: lt needs an
- *          epoll_wait per read, et a few per transfer. The stats line at
- *          Ctrl-C counts the same.
- * See also: 05-poll (before), 07-reactor (after), common/conn.c for the
- *          output buffer and its high-water mark.
+ * Model:   one process, one thread, every socket non-blocking, as in 04.
+ *          The thread sleeps in epoll_pwait() on an epoll instance, one
+ *          entry per socket, then does for each ready one only what will
+ *          not block: one read(), or the write() of what is pending.
+ *          The kernel keeps the entries (the interest list: epoll_ctl()
+ *          changes it only when a connection's needs do) and returns only
+ *          the ready ones. -m lt|et: level- or edge-triggered; -m et-once:
+ *          the classic bug, one read per edge, which leaves data unread.
+ *          The stop is taken as in 04: SIGINT and SIGTERM are unblocked
+ *          only inside the wait, which they interrupt.
+ * Cost:    one descriptor, one struct conn and one epoll entry per client, and
+ *          pending output up to CONN_HIGH_WATER plus one read. No
+ *          FD_SETSIZE cap, and a round costs the ready sockets, not all of
+ *          them: the C10K answer. Clients are limited by ulimit -n.
+ * Observe: strace -c -e trace=epoll_pwait,read ./06-epoll-lt-et/server -b 16
+ *          [-m et], a file echoed: lt waits once per read, et far less.
+ * See also: 05-poll (before), 07-reactor (after), common/conn.c for
+ *          the output buffer and its high-water mark.
  *
  * Run it:  ./06-epoll-lt-et/server [-m lt|et|et-once] [-b BYTES]
  *          printf 'hello\n' | nc -N 127.0.0.1 9006
  */
 #include <errno.h>
-#include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,32 +39,56 @@
 
 enum { LISTEN_BACKLOG = 1024 };
 
-/* How many ready sockets one epoll_wait() may return. More stay ready and
- * come back in the next call: nothing is lost, only batched. */
-enum { MAX_EVENTS = 256 };
+/* How much one read() takes from one client before the others get their
+ * turn: a client with much to send cannot monopolise the thread. */
+enum { READ_SIZE = 16384 };
 
-/* Edge-triggered, a client that sends as fast as we echo would never let
- * read() reach EAGAIN, and would keep the only thread for itself (epoll(7)
- * calls it starvation). So a connection gets this many reads per turn; one
- * that has more goes on the ready list, and gets its next turn after the
- * others have had theirs, with no edge needed. */
-enum { READS_PER_TURN = 16 };
+/* The most events one epoll_pwait() returns (more wait for the next);
+ * and the reads one connection gets per turn, edge-triggered: a client
+ * that sends as fast as we echo never lets read() reach EAGAIN, and would
+ * starve the others (epoll(7)). After its turn it goes behind them. */
+enum { MAX_EVENTS = 256, READS_PER_TURN = 16 };
 
 enum mode { MODE_LT, MODE_ET, MODE_ET_ONCE };
 
 struct server {
     int listenfd;        /* non-blocking */
-    int epfd;            /* the epoll instance */
-    enum mode mode;      /* -m */
-    size_t read_size;    /* -b: the most one read() takes */
+    sigset_t waitmask;   /* the mask inside the wait: the stop unblocked */
     struct conn **conns; /* every client, in no order: conns[0 .. n-1] */
+    uint32_t *watching;  /* watching[i]: the events asked for conns[i] */
     size_t nconns, cap;
-    struct conn **ready; /* edge-triggered: turns still owed, see above */
-    struct conn **turns; /* the ready list being served this round */
-    size_t nready;       /* ready and turns have room for cap each */
     unsigned long long served, echoed; /* for the stats line */
+    int epfd;                          /* the epoll instance */
+    enum mode mode;                    /* -m */
+    long read_size;                    /* -b: the most one read() takes */
     unsigned long long waits, events, reads, writes;
 };
+
+/* What the wait should report for c; see conn.h. */
+static uint32_t interest(const struct server *s, const struct conn *c)
+{
+    return (conn_wants_read(c) ? EPOLLIN : 0u) |
+           (conn_wants_write(c) ? EPOLLOUT : 0u) |
+           (s->mode == MODE_LT ? 0u : EPOLLET);
+}
+
+/* Tells the kernel (op: ADD or MOD) what conns[i] waits for, with i + 1 as
+ * the event's data (0 is the listener), as pfds[i + 1] was in 05. A MOD is
+ * made when the events change (EPOLLOUT only while output is pending: an
+ * idle socket is always writable), or when again says so: a turn that
+ * ended with data left, or EPOLLIN back below the high-water mark, needs
+ * epoll to look at the socket afresh and report it, edge or no edge. */
+static void watch(struct server *s, size_t i, int op, bool again)
+{
+    struct epoll_event ev = {.events = interest(s, s->conns[i]),
+                             .data.u64 = i + 1};
+
+    if (!again && ev.events == s->watching[i])
+        return;
+    if (epoll_ctl(s->epfd, op, s->conns[i]->fd, &ev) == -1)
+        err_sys("epoll_ctl");
+    s->watching[i] = ev.events;
+}
 
 /* Takes c into the table; false (and c untouched) if memory ran out. */
 static bool add_conn(struct server *s, struct conn *c)
@@ -77,69 +99,33 @@ static bool add_conn(struct server *s, struct conn *c)
         if (bigger == NULL)
             return false;
         s->conns = bigger;
-        bigger = realloc(s->ready, cap * sizeof *bigger);
-        if (bigger == NULL)
+        uint32_t *more = realloc(s->watching, cap * sizeof *more);
+        if (more == NULL)
             return false;
-        s->ready = bigger;
-        bigger = realloc(s->turns, cap * sizeof *bigger);
-        if (bigger == NULL)
-            return false;
-        s->turns = bigger;
+        s->watching = more;
         s->cap = cap;
     }
-    c->index = s->nconns;
     s->conns[s->nconns++] = c;
+    watch(s, s->nconns - 1, EPOLL_CTL_ADD, true);
     return true;
 }
 
-/* Logs and frees c; the last connection moves into its place. */
-static void close_conn(struct server *s, struct conn *c)
+/* Logs and frees conns[i]. The last connection moves into its place, so
+ * the table stays dense, and the kernel learns its new index. An event
+ * fetched with the old one is skipped; the MOD reports it again. */
+static void close_conn(struct server *s, size_t i)
 {
-    struct conn *last = s->conns[--s->nconns];
+    struct conn *c = s->conns[i];
 
-    last->index = c->index;
-    s->conns[c->index] = last;
-    for (size_t i = 0; c->ready && i < s->nready; i++) {
-        if (s->ready[i] == c) {
-            s->ready[i] = s->ready[--s->nready];
-            break;
-        }
-    }
-    if (c->error != 0 && !stop_requested()) {
+    s->conns[i] = s->conns[--s->nconns];
+    if (i < s->nconns)
+        watch(s, i, EPOLL_CTL_MOD, true);
+    if (c->error != 0) {
         errno = c->error;
         err_ret("%s %s", c->failed_call, c->peer);
     }
-    s->echoed += c->nbytes;
-    s->reads += c->nreads;
-    s->writes += c->nwrites;
     log_closed(c->peer, c->nbytes);
-    /* close() also takes the socket off the interest list, because no
-     * other descriptor refers to it. (One dup()ed or inherited by a child
-     * would keep it there, reporting events for a descriptor we closed.) */
     conn_free(c);
-}
-
-/* What epoll should report for c; see conn.h. */
-static uint32_t interest(const struct server *s, const struct conn *c)
-{
-    return (conn_wants_read(c) ? EPOLLIN : 0u) |
-           (conn_wants_write(c) ? EPOLLOUT : 0u) |
-           (s->mode == MODE_LT ? 0u : EPOLLET);
-}
-
-/* Tells the kernel when what c waits for has changed: EPOLLOUT is asked
- * only while output is pending, EPOLLIN only below the high-water mark.
- * (Asking for EPOLLOUT always would wake a level-triggered loop at once,
- * every time: an idle socket is always writable.) */
-static void watch(struct server *s, struct conn *c)
-{
-    struct epoll_event ev = {.events = interest(s, c), .data.ptr = c};
-
-    if (ev.events == c->watching)
-        return;
-    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1)
-        err_sys("epoll_ctl MOD");
-    c->watching = ev.events;
 }
 
 /* Takes one client the listener has queued, returning false when there is
@@ -147,13 +133,11 @@ static void watch(struct server *s, struct conn *c)
 static bool accept_one(struct server *s)
 {
     /* Out of descriptors, conn_accept() turns the client away: without
-     * that, it would stay queued and the listener readable, and a
-     * level-triggered epoll_wait() would return at once forever, an
-     * edge-triggered one never report this listener again. */
+     * that, it would stay queued and the listener readable, and the wait
+     * would return at once forever. */
     struct conn *c = conn_accept(s->listenfd);
-
     if (c == NULL) {
-        if (errno == EAGAIN || stop_requested())
+        if (errno == EAGAIN)
             return false; /* nobody is waiting now */
         if (!accept_lost_client(errno))
             err_sys("accept");
@@ -165,154 +149,108 @@ static bool accept_one(struct server *s)
         conn_free(c);
         return true;
     }
-    c->watching = interest(s, c);
-    struct epoll_event ev = {.events = c->watching, .data.ptr = c};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1)
-        err_sys("epoll_ctl ADD");
     s->served++;
     log_accepted(c->peer);
     return true;
 }
 
-/* Reads what a report of "readable" allows. Level-triggered, one read()
- * is enough: if more is waiting, the next epoll_wait() says so again.
- * Edge-triggered, the report came because data arrived, and none comes for
- * data that was already there: read until EAGAIN -- or until the
- * high-water mark stops us (see on_event), or the turn is over (see
- * READS_PER_TURN). et-once stops after one read, whatever is left: the bug
- * this lesson shows. */
-static void on_readable(struct server *s, struct conn *c)
+/* Reads what a report of "readable" allows; true if the turn ended with
+ * data perhaps left. Level-triggered, one read() is enough: the next wait
+ * reports what is left. Edge-triggered, nothing reports data already
+ * there: read until EAGAIN, the high-water mark or the turn's end. */
+static bool on_readable(struct server *s, struct conn *c)
 {
-    for (int n = 1;; n++) {
-        if (conn_read(c, s->read_size) <= 0)
-            return; /* EAGAIN, the client's EOF, or a failure */
+    for (int n = 1; conn_read(c, (size_t)s->read_size) > 0; n++) {
         if (s->mode != MODE_ET || !conn_wants_read(c))
-            return;
-        if (n == READS_PER_TURN) {
-            if (!c->ready) {
-                c->ready = true;
-                s->ready[s->nready++] = c;
-            }
-            return;
-        }
+            return false;
+        if (n == READS_PER_TURN)
+            return true;
     }
+    return false; /* EAGAIN, the client's EOF, or a failure */
 }
 
-static void on_event(struct server *s, struct conn *c, uint32_t events)
+/* Serves conns[i], which the wait reported readable and/or writable: one
+ * read() and the echo of what came, or the write() of what is pending.
+ * Returns false when it closed the connection: the last one moved to i. */
+static bool serve_conn(struct server *s, size_t i, bool readable, bool writable)
 {
-    /* An error or hang-up is reported whatever was asked for: the next
-     * read() or write() says which, and ends the connection. */
-    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && conn_wants_read(c))
-        on_readable(s, c);
-    if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && conn_wants_write(c)) {
-        bool was_full = !conn_wants_read(c);
+    struct conn *c = s->conns[i];
+    unsigned long long before = c->nbytes;
+    unsigned long long reads = c->nreads, writes = c->nwrites;
+    bool again = false;
+
+    if (readable && conn_wants_read(c))
+        again = on_readable(s, c);
+    if (writable && conn_wants_write(c))
         conn_flush(c);
-        /* Edge-triggered, a read that stopped at the high-water mark left
-         * data whose edge has passed. Linux would report it once watch()
-         * asks for EPOLLIN again (EPOLL_CTL_MOD makes epoll look at the
-         * socket afresh), but a round later: read now. */
-        if (s->mode != MODE_LT && was_full && conn_wants_read(c))
-            on_readable(s, c);
+    s->echoed += c->nbytes - before; /* as written: the stop may come */
+    s->reads += c->nreads - reads;
+    s->writes += c->nwrites - writes;
+    if (!conn_finished(c)) {
+        watch(s, i, EPOLL_CTL_MOD, again);
+        return true;
     }
-    if (conn_finished(c))
-        close_conn(s, c);
-    else
-        watch(s, c);
-}
-
-/* Gives every connection on the ready list its next turn. Those that use
- * it up join the list again, for the round after. */
-static void serve_ready(struct server *s)
-{
-    size_t n = s->nready;
-
-    if (n == 0)
-        return; /* and the arrays may not even exist yet */
-    memcpy(s->turns, s->ready, n * sizeof *s->turns);
-    s->nready = 0;
-    for (size_t i = 0; i < n; i++)
-        s->turns[i]->ready = false;
-    for (size_t i = 0; i < n; i++)
-        on_event(s, s->turns[i], EPOLLIN);
+    close_conn(s, i);
+    return false;
 }
 
 /* One round: wait until something is ready, then serve it. */
 static void serve_round(struct server *s)
 {
     struct epoll_event evs[MAX_EVENTS];
-    /* Turns still owed: only look at what else is ready, do not sleep. */
-    int n = epoll_wait(s->epfd, evs, MAX_EVENTS, s->nready > 0 ? 0 : -1);
+    bool listener = false;
+    /* Unlike ppoll()'s array, the list stays in the kernel: the call
+     * passes none of it, and returns only what is ready. */
+    int n = epoll_pwait(s->epfd, evs, MAX_EVENTS, -1, &s->waitmask);
 
     s->waits++;
     if (n == -1) {
         if (errno == EINTR)
-            return; /* a signal: the caller looks at the stop flag */
-        err_sys("epoll_wait");
+            return; /* the stop: its handler ran, the caller's loop ends */
+        err_sys("epoll_pwait");
     }
     s->events += (unsigned long long)n;
-    /* Each descriptor appears once at most in one answer, so a connection
-     * closed while handling its event is not met again in this loop. */
-    for (int i = 0; i < n; i++) {
-        if (evs[i].data.ptr == NULL) {
-            /* The listener. Both modes take every waiting client: for
-             * edge triggering it is a must, as for reads. */
-            while (accept_one(s))
-                ;
-        } else {
-            on_event(s, evs[i].data.ptr, evs[i].events);
-        }
+
+    for (int k = 0; k < n; k++) {
+        size_t i = evs[k].data.u64 - 1; /* the listener: SIZE_MAX */
+        listener = listener || evs[k].data.u64 == 0;
+        if (i >= s->nconns)
+            continue; /* the listener, or moved by close_conn() */
+        /* An error or hang-up is reported whatever was asked for: the
+         * next read() or write() says which, and ends the connection. */
+        serve_conn(s, i, evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR),
+                   evs[k].events & (EPOLLOUT | EPOLLHUP | EPOLLERR));
     }
-    serve_ready(s);
+    /* Accepting last, as in 04: the loop above then sees only the entries
+     * this wait answered for. */
+    if (listener)
+        while (accept_one(s))
+            ;
 }
 
-enum { OPT_MODE = 'm', OPT_READ_SIZE = 'b' };
+/* The loop's test, as in 04: the wait too prefers ready sockets to a
+ * signal, which then stays pending, so the loop also asks the kernel. */
+static bool stopping(void)
+{
+    sigset_t pending;
+
+    sigpending(&pending); /* it fails only for a bad pointer */
+    return stop_requested() || sigismember(&pending, SIGINT) ||
+           sigismember(&pending, SIGTERM);
+}
 
 static int on_option(int key, const char *arg, void *ctx)
 {
+    static const char *const names[] = {"lt", "et", "et-once"};
     struct server *s = ctx;
-    long n;
 
-    if (key == OPT_READ_SIZE) {
-        if (parse_number(arg, 1, CONN_READ_MAX, &n) == -1)
-            return -1;
-        s->read_size = (size_t)n;
-        return 0;
-    }
-    if (strcmp(arg, "lt") == 0)
-        s->mode = MODE_LT;
-    else if (strcmp(arg, "et") == 0)
-        s->mode = MODE_ET;
-    else if (strcmp(arg, "et-once") == 0)
-        s->mode = MODE_ET_ONCE;
-    else {
-        err_msg("-m %s: expected lt, et or et-once", arg);
-        return -1;
-    }
-    return 0;
-}
-
-static void listen_and_watch(struct server *s, const struct net_options *opt)
-{
-    char where[HOST_PORT_LEN];
-    int gai_err;
-
-    s->listenfd = tcp_listen(opt->host, opt->port, LISTEN_BACKLOG, &gai_err);
-    if (s->listenfd == -1 && gai_err != 0)
-        err_quit("cannot resolve %s: %s", opt->host, gai_strerror(gai_err));
-    if (s->listenfd == -1)
-        err_sys("cannot listen on %s",
-                host_port(opt->host, opt->port, where, sizeof where));
-    if (set_nonblocking(s->listenfd) == -1)
-        err_sys("fcntl O_NONBLOCK");
-    s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (s->epfd == -1)
-        err_sys("epoll_create1");
-    /* The listener is the one entry without a connection: data.ptr NULL. */
-    struct epoll_event ev = {.events =
-                                 EPOLLIN | (s->mode == MODE_LT ? 0u : EPOLLET),
-                             .data.ptr = NULL};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listenfd, &ev) == -1)
-        err_sys("epoll_ctl ADD");
+    if (key == 'b')
+        return parse_number(arg, 1, CONN_READ_MAX, &s->read_size);
+    for (s->mode = MODE_LT; s->mode <= MODE_ET_ONCE; s->mode++)
+        if (strcmp(arg, names[s->mode]) == 0)
+            return 0;
+    err_msg("-m %s: expected lt, et or et-once", arg);
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -321,36 +259,39 @@ int main(int argc, char **argv)
         "06-epoll-lt-et",
         "an echo server: one thread, epoll level- or edge-triggered", 9006};
     static const struct lesson_option options[] = {
-        {OPT_MODE, NULL, "lt|et|et-once",
-         "level- or edge-triggered (et-once: the bug)"},
-        {OPT_READ_SIZE, NULL, "BYTES", "the most one read() takes"},
+        {'m', NULL, "lt|et|et-once", "level- or edge-triggered, or the bug"},
+        {'b', NULL, "BYTES", "the most one read() takes"},
         {0, NULL, NULL, NULL},
     };
     struct net_options opt;
-    struct server s = {.mode = MODE_LT, .read_size = 16384};
+    struct server s = {.mode = MODE_LT, .read_size = READ_SIZE};
+    int gai_err;
     char counters[160];
 
     parse_server_options(argc, argv, &pi, &opt, options, on_option, &s);
-    signals_init();
-    listen_and_watch(&s, &opt);
-    stop_wake_fd(STOP_LISTEN, s.listenfd);
+    /* The stop, way (b) of common/signals.h: SIGINT and SIGTERM blocked
+     * from here on, except inside the wait, which they interrupt. */
+    stop_by_mask(&s.waitmask);
+    s.listenfd = tcp_listen(opt.host, opt.port, LISTEN_BACKLOG, &gai_err);
+    if (s.listenfd == -1)
+        err_listen(&opt, gai_err);
+    if (set_nonblocking(s.listenfd) == -1)
+        err_sys("fcntl O_NONBLOCK");
+    s.epfd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {
+        .events = EPOLLIN | (s.mode == MODE_LT ? 0u : EPOLLET)}; /* data 0 */
+    if (s.epfd == -1 || epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.listenfd, &ev) == -1)
+        err_sys("epoll");
     if (spare_fd_reserve() == -1)
         err_sys("open spare descriptor");
     log_listening(s.listenfd);
 
-    /* The stop handler shuts the listener down, which epoll reports as
-     * readable (and as a new edge): the loop wakes and sees the flag. */
-    while (!stop_requested())
+    /* No race: a stop signal cannot be delivered between this test and
+     * the wait, only in the wait, which it then interrupts. */
+    while (!stopping())
         serve_round(&s);
 
-    while (s.nconns > 0)
-        close_conn(&s, s.conns[s.nconns - 1]);
-    free(s.conns);
-    free(s.ready);
-    free(s.turns);
-    close(s.epfd);
-    stop_wake_fd(STOP_LISTEN, -1);
-    close(s.listenfd);
+    /* exit closes every socket; the kernel tells the clients. */
     snprintf(counters, sizeof counters,
              "%llu epoll_wait calls, %llu events, %llu reads, %llu writes",
              s.waits, s.events, s.reads, s.writes);

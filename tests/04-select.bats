@@ -28,3 +28,13 @@ setup() {
     # fd_set's 1024 bits.
     crowd_past_fd_setsize 'descriptor 1024 is not below FD_SETSIZE \(1024\)$'
 }
+
+@test "04-select: SIGTERM with 100 idle clients: exit 0, every byte counted, nothing left" {
+    start_server "$LESSON"
+    stop_with_crowd_held 100
+}
+
+@test "04-select: SIGTERM while 16 clients keep sockets ready: exit 0 within 2 s" {
+    start_server "$LESSON"
+    stop_while_busy 16
+}

@@ -54,3 +54,13 @@ setup() {
     run nc_echo "$PORT" <<<"the array is sound"
     assert_output "the array is sound"
 }
+
+@test "05-poll: SIGTERM with 100 idle clients: exit 0, every byte counted, nothing left" {
+    start_server "$LESSON"
+    stop_with_crowd_held 100
+}
+
+@test "05-poll: SIGTERM while 16 clients keep sockets ready: exit 0 within 2 s" {
+    start_server "$LESSON"
+    stop_while_busy 16
+}

@@ -93,7 +93,10 @@ out_size_is() { [[ $(stat -c %s "$BATS_TEST_TMPDIR/nc.out") -eq $1 ]]; }
     printf y >&"$FEED"
     wait_for 20 stalled_with "$PORT" "$CPORT" 69
     wait_for 20 out_size_is 32
+    # The stop does not wait for the stalled data: exit 0, and the stats
+    # line counts the open connection's two reads.
     stop_server
+    assert_equal "$SERVER_STATUS" 0
     [[ $(stats_counter reads) -eq 2 ]] || fail "reads: $(stats_counter reads)"
 }
 
@@ -125,4 +128,21 @@ established_on() { [[ -n $(ss -Htn state established "( sport = :$1 )") ]]; }
     run nc_echo "$PORT" <<<"hello"
     assert_output "hello"
     ! exited "$big" || fail "the big transfer ended before the hello was served"
+}
+
+@test "06-epoll-lt-et: SIGTERM with 100 idle clients, lt and et: exit 0, every byte counted" {
+    local mode
+    for mode in lt et; do
+        start_server "$LESSON" -m "$mode"
+        stop_with_crowd_held 100
+        rm -f "$BATS_TEST_TMPDIR/crowd.in"
+    done
+}
+
+@test "06-epoll-lt-et: SIGTERM while 16 clients keep sockets ready, lt and et: exit 0 within 2 s" {
+    local mode
+    for mode in lt et; do
+        start_server "$LESSON" -m "$mode" -b 16
+        stop_while_busy 16
+    done
 }

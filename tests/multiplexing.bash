@@ -77,3 +77,51 @@ crowd_past_fd_setsize() {
     run nc_echo "$PORT" <<<"still serving"
     assert_output "still serving"
 }
+
+# --- the stop, where one thread waits for many ---------------------------
+# The contract stops a server that waits for its first client, holds one
+# idle client, or owes echo to one that does not read. These add what is
+# particular to a loop that waits in pselect(), ppoll() or epoll_pwait().
+
+# stats_line_matches CONNS BYTES: the server's last line, with or without
+# a lesson's own counters after it.
+stats_line_matches() {
+    run grep '^served ' "$SERVER_LOG"
+    assert_output --regexp "^served $1 connections, echoed $2 bytes(, .*)?\$"
+}
+
+# stop_with_crowd_held N: a crowd of N echoes in both rounds and stays
+# connected, idle. SIGTERM: exit 0, a stats line that counts every byte
+# although no connection was closed, nothing of the server left, and every
+# client sees its connection end.
+stop_with_crowd_held() {
+    crowd_expect "$1" "$1"
+    stop_server TERM
+    assert_equal "$SERVER_STATUS" 0
+    stats_line_matches "$1" "$(crowd_bytes "$1")"
+    wait_for 10 session_empty "$SERVER_PID"
+    crowd_leave
+}
+
+accepted_count_is() { [[ $(log_count "$SERVER_LOG" '^accepted ') -eq $1 ]]; }
+
+# stop_while_busy N: N clients send and read back as fast as they can, so
+# that some socket is ready whenever the server asks. The wait returns
+# ready sockets rather than take a pending signal, so a loop that relied
+# on the wait alone would never stop: SIGTERM must still end it within
+# two seconds (three, counting how wait_for rounds), with exit 0.
+stop_while_busy() {
+    local i
+    for ((i = 0; i < $1; i++)); do
+        spawn /dev/null /dev/null sh -c \
+            "head -c 4294967296 /dev/zero | nc -N 127.0.0.1 $PORT >/dev/null"
+    done
+    wait_for 20 accepted_count_is "$1"
+    kill -TERM "$SERVER_PID"
+    wait_for 3 exited "$SERVER_PID" || fail "still running 2 s after SIGTERM"
+    SERVER_STATUS=0
+    wait "$SERVER_PID" || SERVER_STATUS=$?
+    assert_equal "$SERVER_STATUS" 0
+    stats_line_matches "$1" '[1-9][0-9]*'
+    wait_for 10 session_empty "$SERVER_PID"
+}
