@@ -446,5 +446,5 @@ int main(int argc, char **argv)
     snprintf(counters + n, sizeof counters - n, ", %llu finished early",
              s.early);
     log_stats_more(s.served, tcp_server_sent(s.tcp), counters);
-    return 0;
+    exit(0); /* not return: the workers still use s, on main()'s stack */
 }
