@@ -2641,8 +2641,7 @@ static void test_stop_signalfd(void)
 {
     static const char *const what[] = {
         [SIGFD_QUIET] = "stop_signalfd: nothing to read before a signal",
-        [SIGFD_READS_SIGNAL] = "stop_signalfd: a raised SIGTERM is read "
-                               "from it",
+        [SIGFD_READS_SIGNAL] = "stop_signalfd: SIGTERM is read from it",
         [SIGFD_FLAGS] = "stop_signalfd: non-blocking and close-on-exec",
     };
     struct child c;
