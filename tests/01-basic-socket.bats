@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tests/01-basic-socket.bats -- what lesson 01 claims (../LESSONS, row 01):
+# tests/01-basic-socket.bats -- what lesson 01 claims (docs/course-map.md):
 # one client at a time, the backlog holding the others; SO_REUSEADDR lets
 # the server restart at once while its old connection is in TIME_WAIT.
 

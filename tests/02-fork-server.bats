@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
-# tests/02-fork-server.bats -- what lesson 02 claims (../LESSONS, row 02):
+# tests/02-fork-server.bats -- what lesson 02 claims (docs/course-map.md):
 # one process per client, so clients no longer wait for each other; the
 # parent closes its copy of every connection and reaps every child, so
 # neither descriptors nor zombies pile up, unless --no-reap shows what
-# happens without the SIGCHLD handler.
+# happens without the SIGCHLD handler; at the stop it ends and reaps every
+# child before it prints the totals and exits.
 
 load helpers
 
@@ -91,7 +92,17 @@ hold_peer() {
     wait_for 10 fd_count_is "$SERVER_PID" "$base"
 }
 
-@test "02-fork-server: SIGTERM with clients connected leaves no process behind, exit 0 and true stats" {
+# gone PID...: no process has any of these pids any more, not even a
+# zombie: each was reaped. (Checked right after the server's exit, so the
+# kernel has had no time to give a pid to another process.)
+gone() {
+    local p
+    for p in "$@"; do
+        [[ ! -e /proc/$p ]] || return 1
+    done
+}
+
+@test "02-fork-server: SIGTERM while children serve idle clients: exit 0, true stats, every child reaped" {
     start_server "$LESSON"
     run nc_echo "$PORT" <<<"done before"
     assert_success
@@ -100,22 +111,96 @@ hold_peer() {
     hold_peer b "eleven....."
     hold_peer c "thirteen....."
     wait_for 10 child_count_is "$SERVER_PID" 3
+    local kids
+    mapfile -t kids < <(children_of "$SERVER_PID")
 
     stop_server TERM
     assert_equal "$SERVER_STATUS" 0
-    # 12 + 7 + 11 + 13 bytes, from four children, counted by the parent.
-    run grep '^served ' "$SERVER_LOG"
+    # 12 + 7 + 11 + 13 bytes, echoed by four children, counted in the
+    # shared page; the stats line is the server's last, and its only one:
+    # no child ran the parent's stop handler.
+    run tail -n 1 "$SERVER_LOG"
     assert_output "served 4 connections, echoed 43 bytes"
+    [[ $(log_count "$SERVER_LOG" '^served ') -eq 1 ]]
+    # The parent killed and reaped every child before it exited: at the
+    # moment it is gone, so are they, none left running or a zombie.
+    gone "${kids[@]}"
+    group_gone "$SERVER_PID"
+    # Each child's exit closed its connection: no client is left hanging.
     local p
     for p in a b c; do
         wait_for 10 log_has "$BATS_TEST_TMPDIR/$p.out" '^(closed|reset) by server$'
     done
-    # Each child logged its own connection's end before the parent's
-    # stats line, and nothing of the server's session is left.
-    [[ $(log_count "$SERVER_LOG" '^closed ') -eq 4 ]]
+}
+
+# queues LOCALPORT PEERPORT: Recv-Q and Send-Q of one established socket.
+queues() {
+    ss -Htn state established "( sport = :$1 and dport = :$2 )" |
+        awk '{ print $1, $2 }'
+}
+output_held() { (($(queues "$1" "$2" | awk '{ print $2 }') > 0)); }
+
+@test "02-fork-server: SIGTERM while a child is blocked writing to a client that does not read" {
+    start_server "$LESSON"
+    spawn "$BATS_TEST_TMPDIR/flood.out" "$BATS_TEST_TMPDIR/flood.err" \
+        "$PEER" flood 127.0.0.1 "$PORT" $((64 << 20))
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/flood.out" '^connected '
+    local fport kid
+    fport=$(sed -n 's/^connected //p' "$BATS_TEST_TMPDIR/flood.out")
+    # Echo the client will not take fills the child's send buffer: the
+    # child sleeps in write(), in writen().
+    wait_for 30 output_held "$PORT" "$fport"
+    wait_for 10 child_count_is "$SERVER_PID" 1
+    kid=$(children_of "$SERVER_PID")
+    wait_for 10 sleeping "$kid"
+
+    stop_server TERM
+    assert_equal "$SERVER_STATUS" 0
     run tail -n 1 "$SERVER_LOG"
-    assert_output --regexp '^served '
-    wait_for 10 group_gone "$SERVER_PID"
+    assert_output --regexp '^served 1 connections, echoed [1-9][0-9]* bytes$'
+    # SIGTERM's default action ended the child inside its write().
+    gone "$kid"
+    refute log_has "$SERVER_LOG" '^closed '
+}
+
+@test "02-fork-server: Ctrl-C, SIGINT to the whole process group, stops parent and children alike" {
+    start_server "$LESSON"
+    hold_peer a "twelve bytes"
+    hold_peer b "abc"
+    wait_for 10 child_count_is "$SERVER_PID" 2
+    local kids
+    mapfile -t kids < <(children_of "$SERVER_PID")
+    # What a terminal does: every process of the foreground group gets it.
+    # The children die of it (default action); the parent reaps them.
+    kill -INT -- "-$SERVER_PID"
+    wait_for 20 exited "$SERVER_PID"
+    local status=0
+    wait "$SERVER_PID" || status=$?
+    assert_equal "$status" 0
+    run tail -n 1 "$SERVER_LOG"
+    assert_output "served 2 connections, echoed 15 bytes"
+    gone "${kids[@]}"
+}
+
+@test "02-fork-server: SIGTERM to one child ends that child only" {
+    start_server "$LESSON"
+    hold_peer a "for A"
+    wait_for 10 child_count_is "$SERVER_PID" 1
+    local kid
+    kid=$(children_of "$SERVER_PID")
+    hold_peer b "for B"
+    wait_for 10 child_count_is "$SERVER_PID" 2
+    # The child has SIGTERM's default action back, not the parent's stop
+    # handler: it dies, its client sees the end, and it neither prints a
+    # stats line nor touches its siblings.
+    kill -TERM "$kid"
+    wait_for 10 log_has "$BATS_TEST_TMPDIR/a.out" '^(closed|reset) by server$'
+    wait_for 10 child_count_is "$SERVER_PID" 1
+    refute log_has "$SERVER_LOG" '^served '
+    refute log_has "$BATS_TEST_TMPDIR/b.out" 'by server$'
+    run nc_echo "$PORT" <<<"still accepting"
+    assert_success
+    assert_output "still accepting"
 }
 
 @test "02-fork-server: a child killed with SIGKILL still has its bytes counted" {
@@ -153,12 +238,14 @@ hold_peer() {
     assert_success
     wait_for 10 zombie_count_is "$SERVER_PID" 4
     child_count_is "$SERVER_PID" 4
+    local kids
+    mapfile -t kids < <(children_of "$SERVER_PID")
     # At stop the parent waits for them all, and the stats stay true.
     stop_server TERM
     assert_equal "$SERVER_STATUS" 0
     run grep '^served ' "$SERVER_LOG"
     assert_output "served 4 connections, echoed 36 bytes"
-    wait_for 10 group_gone "$SERVER_PID"
+    gone "${kids[@]}"
 }
 
 @test "02-fork-server: without --no-reap, no finished child is ever left a zombie" {
@@ -218,8 +305,7 @@ hold_peer() {
     assert_output "client: server closed the connection: echo cut short"
     wait_for 10 group_gone "$client"
     exec {fd}>&-
-    # The stop handler the child inherited shut down its connection only,
-    # not the listening socket it shares with the parent.
+    # The child died alone: the parent still accepts.
     run nc_echo "$PORT" <<<"still accepting"
     assert_success
     assert_output "still accepting"
