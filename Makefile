@@ -119,7 +119,8 @@ doc-test: test-programs
 SAN_CC ?= $(if $(shell command -v clang),clang,$(CC))
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
-TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer \
+	-include tests/tsan-epoll.h
 TSAN_LESSONS = $(sort $(patsubst %/,%,$(dir $(shell grep -l pthread_create \
 	$(addsuffix /*.c,$(LESSONS)) 2>/dev/null))))
 

@@ -4,7 +4,9 @@
 # follower before it handles its event. Events are handled by several
 # threads, yet EPOLLONESHOT keeps a connection on one thread at a time, so
 # each connection's echo stays in order; the threads are started once; at
-# rest exactly one of them waits in epoll_wait(); a stop releases them all.
+# rest exactly one of them waits in epoll_wait(). The stop is one more
+# event, a signalfd's: wherever the threads sleep or work, the leader that
+# takes it prints the true totals and exits 0, and nothing is left.
 # (The whole contract runs with one thread too: tests/09-leader-follower.variants.)
 
 load helpers
@@ -101,7 +103,34 @@ at_rest() {
     wait_for 20 at_rest "$SERVER_PID" 6 || fail "$(wchans "$SERVER_PID")"
 }
 
-@test "09-leader-follower: SIGTERM with every thread asleep and clients held: exit 0, one count per thread" {
+# stopped_cleanly_within SECONDS: the server, signalled at $STOP_T0 (set
+# it from $EPOCHREALTIME), exited 0 within SECONDS, and nothing of its
+# session is left, not even a zombie.
+stopped_cleanly_within() {
+    local took
+    assert_equal "$SERVER_STATUS" 0
+    took=$(awk -v a="$STOP_T0" -v b="$STOP_T1" 'BEGIN { printf "%.2f", b - a }')
+    awk -v t="$took" -v max="$1" 'BEGIN { exit !(t < max) }' ||
+        fail "took ${took}s to stop"
+    wait_for 10 session_empty "$SERVER_PID"
+}
+# stop_timed SIGNAL: stop_server, with STOP_T0 and STOP_T1 around it.
+stop_timed() {
+    STOP_T0=$EPOCHREALTIME
+    stop_server "$1"
+    STOP_T1=$EPOCHREALTIME
+}
+# events_add_up N: the stats line lists N threads' events, which add up to
+# its total.
+events_add_up() {
+    local counts n sum=0
+    read -ra counts <<<"$(per_thread)"
+    assert_equal "${#counts[@]}" "$1"
+    for n in "${counts[@]}"; do sum=$((sum + n)); done
+    assert_equal "$sum" "$(stats_counter events)"
+}
+
+@test "09-leader-follower: SIGTERM with the leader in epoll_wait and the followers waiting their turn: exit 0, the true totals, nothing left" {
     start_server "$LESSON" -t 5
     local name
     for name in a b c; do
@@ -111,13 +140,82 @@ at_rest() {
     done
     # The leader in epoll_wait, four followers on the condition variable.
     wait_for 20 at_rest "$SERVER_PID" 5 || fail "$(wchans "$SERVER_PID")"
-    stop_server TERM
-    assert_equal "$SERVER_STATUS" 0
+    stop_timed TERM
+    stopped_cleanly_within 2
     run grep '^served ' "$SERVER_LOG"
     assert_output --regexp '^served 3 connections, echoed 27 bytes, [0-9]+ events, by thread [0-9]+(\+[0-9]+){4}$'
-    [[ $(log_count "$SERVER_LOG" '^closed ') -eq 3 ]]
+    events_add_up 5
+    # The server closed nothing itself: exit() did, and the kernel told
+    # each client.
+    [[ $(log_count "$SERVER_LOG" '^closed ') -eq 0 ]]
     for name in a b c; do
         wait_for 20 log_has "$BATS_TEST_TMPDIR/$name.out" '^(closed|reset) by server$'
+    done
+}
+
+# written_to LOCALPORT PEERPORT: the bytes the server has written to one
+# connection: those the client's kernel acknowledged, and those still in
+# the server's send queue (ss leaves bytes_acked out while it is 0).
+written_to() {
+    ss -Htni state established "( sport = :$1 and dport = :$2 )" |
+        awk 'NR == 1 { q = $2 }
+             { for (i = 1; i <= NF; i++) if ($i ~ /^bytes_acked:/) { split($i, f, ":"); a = f[2] } }
+             END { print q + a }'
+}
+written_stays() {
+    local now
+    now=$(written_to "$1" "$2")
+    [[ $now -gt 0 && $now == "${_last_written:-}" ]] || { _last_written=$now; return 1; }
+}
+
+@test "09-leader-follower: SIGINT while a client does not read and every thread sleeps: exit 0, its echo counted to the byte, nothing left" {
+    start_server "$LESSON" -t 3
+    local fport written
+    spawn "$BATS_TEST_TMPDIR/held.out" "$BATS_TEST_TMPDIR/held.err" \
+        "$PEER" hold 127.0.0.1 "$PORT" "held"
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/held.out" '^echoed$'
+    spawn "$BATS_TEST_TMPDIR/flood.out" "$BATS_TEST_TMPDIR/flood.err" \
+        "$PEER" flood 127.0.0.1 "$PORT" $((64 << 20))
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/flood.out" '^connected '
+    fport=$(sed -n 's/^connected //p' "$BATS_TEST_TMPDIR/flood.out")
+    # The flood's echo backs up until the server stops reading from it
+    # (its high-water mark): then nothing moves, and every thread sleeps.
+    wait_for 30 written_stays "$PORT" "$fport"
+    wait_for 20 at_rest "$SERVER_PID" 3 || fail "$(wchans "$SERVER_PID")"
+    written=$(written_to "$PORT" "$fport")
+    stop_timed INT
+    stopped_cleanly_within 2
+    run grep '^served ' "$SERVER_LOG"
+    assert_output --regexp "^served 2 connections, echoed $((4 + written)) bytes, [0-9]+ events, by thread [0-9]+\+[0-9]+\+[0-9]+\$"
+    events_add_up 3
+}
+
+# echoing PORT N: N connections to the server have had some echo back.
+echoing() {
+    [[ $(ss -Htni state established "( sport = :$1 )" | grep -c 'bytes_acked:') -eq $2 ]]
+}
+
+@test "09-leader-follower: SIGTERM while every thread is busy echoing: exit 0 within 2 s, every client cut off, nothing left" {
+    start_server "$LESSON" -t 2 -q
+    local i pids=()
+    # Four clients streaming more than they can echo before the stop: the
+    # two threads take turns at their events, and the signalfd's event
+    # waits in the ready list for whichever leads next.
+    for i in 1 2 3 4; do
+        SPAWN_STDIN=/dev/zero spawn /dev/null "$BATS_TEST_TMPDIR/err.$i" \
+            "$(client_bin "$LESSON")" -p "$PORT"
+        pids+=("$SPAWNED_PID")
+    done
+    wait_for 30 echoing "$PORT" 4
+    stop_timed TERM
+    stopped_cleanly_within 2
+    run grep '^served ' "$SERVER_LOG"
+    assert_output --regexp '^served 4 connections, echoed [1-9][0-9]* bytes, [0-9]+ events, by thread [0-9]+\+[0-9]+$'
+    events_add_up 2
+    # Each client sees its echo cut short: one line, exit 1.
+    for i in 1 2 3 4; do
+        wait_for 20 exited "${pids[i - 1]}"
+        ! wait "${pids[i - 1]}" || fail "client $i exited 0"
     done
 }
 
@@ -141,7 +239,7 @@ at_rest() {
         [[ $stderr == *"usage: server"* ]] || fail "server $args: no usage"
     done
     start_server "$LESSON" -t 256
-    threads_are "$SERVER_PID" "$(lesson_threads 256)"
+    wait_for 20 threads_are "$SERVER_PID" "$(lesson_threads 256)"
     run nc_echo "$PORT" <<<"many threads"
     assert_output "many threads"
     stop_server
