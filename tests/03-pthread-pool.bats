@@ -2,7 +2,8 @@
 # tests/03-pthread-pool.bats -- what lesson 03 claims (../LESSONS, row 03):
 # a fixed pool of N threads fed by a bounded queue. At most N clients are
 # served at once; the next ones wait in the queue, then in the kernel's
-# backlog; no thread is created per client; a stop releases every thread.
+# backlog; no thread is created per client; the stop ends the process from
+# wherever its threads sleep.
 
 load helpers
 
@@ -41,8 +42,6 @@ port_of() {
 }
 
 echoed() { log_has "$BATS_TEST_TMPDIR/$1.out" '^echoed$'; }
-
-# threads PID: how many threads the process has.
 
 threads_are() { [[ $(threads "$1") -eq $2 ]]; }
 
@@ -139,35 +138,172 @@ pool_threads() {
     accepted_count_is 4
 }
 
-@test "03-pthread-pool: SIGTERM with idle clients served, queued and in the backlog: exit 0 at once, right stats, every peer sees the end" {
-    start_server "$LESSON" -t 2 -Q 2
+# --- the stop ---------------------------------------------------------------
+# Way (a): the handler writes the stats line and calls _exit(), on whichever
+# thread the kernel gives the signal to. Each test below puts that thread
+# asleep in one of the places 03 sleeps, then signals exactly that thread:
+# kill() given a thread id sends the signal to the whole process, but the
+# kernel offers it to that thread first (it does not block it), so the
+# handler runs there. Under ThreadSanitizer this is what could go wrong: a
+# handler is deferred while its thread sits in a call TSan does not treat
+# as blocking (accept, read, write), until that call returns.
+
+# asleep_in PID REGEX: the ids of the threads of PID whose wchan (where the
+# thread sleeps in the kernel) matches REGEX, one a line.
+asleep_in() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        [[ $(cat "$t/wchan" 2>/dev/null) =~ $2 ]] && echo "${t##*/}"
+    done
+    return 0
+}
+# wchans PID: every thread's, for a failure's message.
+wchans() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        echo "${t##*/}: $(cat "$t/wchan" 2>/dev/null)"
+    done
+}
+IN_ACCEPT='accept|wait_for_connect'                       # accept()
+ON_CONDVAR=futex                                          # pthread_cond_wait()
+IN_SOCKET='wait_woken|sk_wait_data|sk_stream_wait_memory' # read(), write()
+
+# asleep_count_is PID REGEX N: N threads of PID sleep where REGEX says.
+asleep_count_is() { [[ $(asleep_in "$1" "$2" | wc -l) -eq $3 ]]; }
+
+# at_rest PID N: the acceptor asleep in accept(), N workers on the queue's
+# condition variable. (TSan's own thread sleeps elsewhere.)
+at_rest() {
+    asleep_count_is "$1" "$IN_ACCEPT" 1 && asleep_count_is "$1" "$ON_CONDVAR" "$2"
+}
+
+# stop_thread TID: SIGTERM to that thread of the server, then waits for
+# the server to exit within the contract's 2 s (wait_for counts whole
+# seconds: a bound of 3 allows at least 2), and sets SERVER_STATUS.
+stop_thread() {
+    kill -TERM "$1"
+    wait_for 3 exited "$SERVER_PID" || return 1
+    SERVER_STATUS=0
+    wait "$SERVER_PID" || SERVER_STATUS=$?
+}
+
+# stopped_with CONNS BYTES: exit 0, the stats line gives those totals, and
+# no process of the server's session is left, not even a zombie.
+stopped_with() {
+    assert_equal "$SERVER_STATUS" 0
+    run grep '^served ' "$SERVER_LOG"
+    assert_output "served $1 connections, echoed $2 bytes"
+    wait_for 10 session_empty "$SERVER_PID"
+}
+
+@test "03-pthread-pool: the stop taken by the acceptor asleep in accept(): exit 0, true totals, nothing left" {
+    start_server "$LESSON" -t 2
+    run nc_echo "$PORT" <<<"hello"
+    assert_output "hello"
+    wait_for 20 all_closed "$SERVER_LOG"
+    wait_for 20 at_rest "$SERVER_PID" 2 || fail "$(wchans "$SERVER_PID")"
+    # The main thread's id is the pid: it is the acceptor.
+    stop_thread "$SERVER_PID"
+    stopped_with 1 6
+}
+
+@test "03-pthread-pool: the stop taken by a worker asleep on the queue's condition variable: exit 0, true totals, nothing left" {
+    start_server "$LESSON" -t 2
+    run nc_echo "$PORT" <<<"hello"
+    assert_output "hello"
+    wait_for 20 all_closed "$SERVER_LOG"
+    wait_for 20 at_rest "$SERVER_PID" 2 || fail "$(wchans "$SERVER_PID")"
+    local tid
+    tid=$(asleep_in "$SERVER_PID" "$ON_CONDVAR" | head -n 1)
+    [[ -n $tid && $tid != "$SERVER_PID" ]]
+    stop_thread "$tid"
+    stopped_with 1 6
+}
+
+@test "03-pthread-pool: the stop taken by a worker asleep in read() on an idle client: exit 0, true totals, the client sees the end" {
+    start_server "$LESSON" -t 2
     hold a $'alpha\n'
     wait_for 20 echoed a
-    hold b $'beta\n'
-    wait_for 20 echoed b
-    # C and D wait in the queue, E in the backlog. They send nothing, so
-    # that a close without a reset is what they see.
+    # One worker waits in read() for A's next bytes, the other on the
+    # condition variable; the acceptor is in accept().
+    wait_for 20 asleep_count_is "$SERVER_PID" "$IN_SOCKET" 1 || fail "$(wchans "$SERVER_PID")"
+    wait_for 20 asleep_count_is "$SERVER_PID" "$ON_CONDVAR" 1 || fail "$(wchans "$SERVER_PID")"
+    stop_thread "$(asleep_in "$SERVER_PID" "$IN_SOCKET")"
+    stopped_with 1 6
+    # Exit closed A's socket, its input all read: A sees a plain close.
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/a.out" '^closed by server$'
+}
+
+# sock_queues LOCALPORT PEERPORT: "RECVQ SENDQ" of one established socket.
+sock_queues() {
+    ss -Htn state established "( sport = :$1 and dport = :$2 )" |
+        awk '{ print $1, $2 }'
+}
+# blocked_in_write PORT PEERPORT: one worker is asleep on a socket while
+# its connection has input still unread and output unsent: it is not in
+# read(), which would have returned that input, but in write(), waiting
+# for room the client, which never reads, does not make. Two looks, the
+# same each time, so that the picture is settled. Sets WRITER and
+# WRITTEN, the bytes the server has handed to the kernel: still in its
+# send queue, or received into the client's.
+blocked_in_write() {
+    local look1 look2 srv cli
+    look1="$(asleep_in "$SERVER_PID" "$IN_SOCKET") $(sock_queues "$1" "$2") $(sock_queues "$2" "$1")"
+    look2="$(asleep_in "$SERVER_PID" "$IN_SOCKET") $(sock_queues "$1" "$2") $(sock_queues "$2" "$1")"
+    [[ $look1 == "$look2" ]] || return 1
+    read -ra srv <<<"$(sock_queues "$1" "$2")"
+    read -ra cli <<<"$(sock_queues "$2" "$1")"
+    WRITER=$(asleep_in "$SERVER_PID" "$IN_SOCKET")
+    [[ -n $WRITER && $WRITER != *$'\n'* ]] || return 1
+    ((${srv[0]:-0} > 0 && ${srv[1]:-0} > 0)) || return 1
+    WRITTEN=$((${srv[1]} + ${cli[0]:-0}))
+}
+
+@test "03-pthread-pool: the stop taken by a worker blocked in write() to a client that does not read: exit 0, true totals, nothing left" {
+    start_server "$LESSON" -t 2
+    spawn "$BATS_TEST_TMPDIR/flood.out" "$BATS_TEST_TMPDIR/flood.err" \
+        "$PEER" flood 127.0.0.1 "$PORT" $((32 << 20))
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/flood.out" '^connected '
+    local fport bytes
+    fport=$(sed -n 's/^connected //p' "$BATS_TEST_TMPDIR/flood.out")
+    wait_for 30 blocked_in_write "$PORT" "$fport" || fail "$(wchans "$SERVER_PID")"
+    stop_thread "$WRITER"
+    assert_equal "$SERVER_STATUS" 0
+    run grep '^served ' "$SERVER_LOG"
+    assert_output --regexp '^served 1 connections, echoed [0-9]+ bytes$'
+    # The totals count each buffer once all of it is written: the worker
+    # was inside the write of one buffer (at most 16 KiB), so the line
+    # gives every byte written before that buffer.
+    bytes=$(stats_counter bytes)
+    ((bytes <= WRITTEN && bytes > WRITTEN - 16384)) ||
+        fail "stats say $bytes bytes, the kernel took $WRITTEN"
+    wait_for 10 session_empty "$SERVER_PID"
+}
+
+@test "03-pthread-pool: the stop with the queue full (the acceptor on the condition variable, a client queued, one in the backlog): exit 0, true totals, every peer sees the end" {
+    start_server "$LESSON" -t 1 -Q 1
+    hold a $'alpha\n'
+    wait_for 20 echoed a
+    # B waits in the queue, C in the backlog. They send nothing, so that a
+    # close without a reset is what B sees.
     local name
-    for name in c d e; do
+    for name in b c; do
         hold "$name" ""
         port_of "$name" >/dev/null
     done
-    wait_for 20 accepted_count_is 4
+    wait_for 20 accepted_count_is 2
     wait_for 20 listen_queue_is "$PORT" 1
-
-    # Every thread asleep: the acceptor waiting for room in the queue, both
-    # workers in read(). The stop must wake all of them.
-    kill -TERM "$SERVER_PID"
-    wait_for 2 exited "$SERVER_PID"
-    local status=0
-    wait "$SERVER_PID" || status=$?
-    assert_equal "$status" 0
-    run grep '^served ' "$SERVER_LOG"
-    assert_output "served 4 connections, echoed 11 bytes"
-    # The queued connections are closed unserved, and logged.
-    [[ $(log_count "$SERVER_LOG" '^closed .* \(0 bytes\)$') -eq 2 ]]
-    [[ $(log_count "$SERVER_LOG" '^closed ') -eq 4 ]]
-    for name in a b c d e; do
+    # The acceptor waits for room on the condition variable, the worker in
+    # read() on A; nobody is in accept().
+    wait_for 20 asleep_count_is "$SERVER_PID" "$ON_CONDVAR" 1 || fail "$(wchans "$SERVER_PID")"
+    wait_for 20 asleep_count_is "$SERVER_PID" "$IN_SOCKET" 1 || fail "$(wchans "$SERVER_PID")"
+    asleep_count_is "$SERVER_PID" "$IN_ACCEPT" 0
+    [[ $(asleep_in "$SERVER_PID" "$ON_CONDVAR") == "$SERVER_PID" ]]
+    stop_thread "$SERVER_PID"
+    stopped_with 2 6
+    # No line for the queued B: exit closed it, unserved, like every other.
+    [[ $(log_count "$SERVER_LOG" '^closed ') -eq 0 ]]
+    for name in a b c; do
         wait_for 20 log_has "$BATS_TEST_TMPDIR/$name.out" '^(closed|reset) by server$'
     done
 }
