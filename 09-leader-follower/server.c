@@ -276,8 +276,6 @@ int main(int argc, char **argv)
         err_sys("fcntl O_NONBLOCK");
     if (spare_fd_reserve() == -1)
         err_sys("open spare descriptor");
-    log_listening(s.listenfd);
-
     s.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s.epfd == -1)
         err_sys("epoll_create1");
@@ -296,5 +294,6 @@ int main(int argc, char **argv)
             err_sys("pthread_create");
         }
     }
+    log_listening(s.listenfd);  /* once all N run: tests count on it */
     worker_main(&s.workers[0]); /* never returns: a leader exits at the stop */
 }
