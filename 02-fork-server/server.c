@@ -1,33 +1,28 @@
 /* 02-fork-server/server.c -- one process per client: fork() after accept().
  *
- * Model:   the parent blocks in accept(); for each connection it forks a
- *          child, which blocks in read() on that connection alone. Clients
- *          no longer wait for each other. The parent closes its copy of the
- *          connected socket, the child its copy of the listener, and a
- *          SIGCHLD handler reaps every child that has finished.
- * Cost:    one process per client: a fork() per connection (page tables
- *          copied, memory shared copy-on-write: about 100 kB of private
- *          memory per child here), and a context switch whenever another
- *          client's data arrives. The process limits (ulimit -u, pid_max)
- *          and the table of children bound the clients; the parent holds
- *          as many descriptors for a thousand clients as for one.
- * Observe: strace -f -e trace=accept4,clone,wait4,kill,exit_group \
- *                 ./02-fork-server/server
- *            per client: accept4 in the parent, clone (glibc's fork()),
- *            exit_group in the child, wait4 in the parent's SIGCHLD
- *            handler; at the stop, kill and wait4 for each child left;
+ * Model:   the parent blocks in accept() and forks a child per connection,
+ *          which blocks in read() on it alone: clients no longer wait for
+ *          each other. Each closes its copy of the socket it does not use;
+ *          a SIGCHLD handler reaps every child that has finished.
+ * Cost:    one process per client: a fork() per connection, about 100 kB
+ *          of private memory per child (the rest shared copy-on-write);
+ *          ulimit -u and the table of children bound the clients.
+ * Observe: strace -f -e trace=accept4,clone,wait4,kill ./02-fork-server/server
+ *            per client: accept4 and clone (fork) in the parent, wait4 in
+ *            its SIGCHLD handler; at the stop, kill and wait4 per child;
  *          ps -o pid,stat,cmd --ppid PID   one child per connected client;
  *            with --no-reap, finished children stay there as Z <defunct>.
- * See also: 01-basic-socket (before), 03-pthread-pool (after), which
- *           serves clients from a fixed pool of threads instead.
+ * See also: 01-basic-socket (before), 03-pthread-pool (after): threads.
  *
  * Run it:  ./02-fork-server/server            (Ctrl-C to stop)
  *          printf 'hello\n' | nc -N 127.0.0.1 9002
  */
 #include <errno.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -39,85 +34,92 @@
 #include "options.h"
 #include "signals.h"
 
+/* How many connections the kernel may complete and hold for us while we are
+ * busy with another client; beyond it, new SYNs are dropped and retried. */
 enum { LISTEN_BACKLOG = 128 };
 
-/* Each child serves one connection with one buffer, on its own stack. */
+/* One connection at a time, so one buffer, on the stack of echo(). */
 enum { ECHO_BUFSIZE = 16384 };
 
-/* The pids of the children not yet reaped (0: a free slot), so that the
- * stop can end them all. Fixed in size: nothing to grow while a handler
- * may read it; when it is full, a client is refused as at ulimit -u.
- * spawn_child() fills a slot, on_sigchld() empties it, kill_children()
- * reads it, and the signal masks keep any two from overlapping. With
- * --no-reap the zombies keep their slots, as they keep their pids. */
+/* The children not yet reaped (0: a free slot), for the stop handler. */
 enum { MAX_CHILDREN = 4096 };
 static pid_t children[MAX_CHILDREN];
 
-/* SIGCHLD says "at least one child has changed state", not how many:
- * signals of one kind do not queue, so three children that exit together
- * may raise one SIGCHLD. Hence a loop that reaps until none is left, and
- * WNOHANG so that it returns instead of waiting for children still
- * running. waitpid() sets errno (ECHILD ends the loop), which the code the
- * signal interrupted may be about to read: save and restore it. */
+/* SIGCHLD says "a child has changed state", not how many: signals of one
+ * kind do not queue. So reap until none is left, WNOHANG not to wait for
+ * those still running, and keep errno for the code interrupted. */
 static void on_sigchld(int signo)
 {
     int saved = errno;
     pid_t pid;
 
     (void)signo;
-    while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) {
-        /* Reaped: from now on the kernel may give that pid to anyone. */
-        for (int i = 0; i < MAX_CHILDREN; i++) {
+    while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+        for (int i = 0; i < MAX_CHILDREN; i++)
             if (children[i] == pid)
-                children[i] = 0;
-        }
-    }
+                children[i] = 0; /* the kernel may now reuse the pid */
     errno = saved;
 }
 
-/* SA_RESTART: an accept4() interrupted by the handler is restarted (strace
- * shows ERESTARTSYS); accept_or_shed() would retry it anyway. SA_NOCLDSTOP:
- * no SIGCHLD when a child is merely stopped (Ctrl-Z, a debugger). The stop
- * waits until the handler is done, so it never sees a slot half emptied. */
-static void reap_children_on_sigchld(void)
-{
-    struct sigaction sa = {0};
-
-    sa.sa_handler = on_sigchld;
-    sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, SIGINT);
-    sigaddset(&sa.sa_mask, SIGTERM);
-    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-    if (sigaction(SIGCHLD, &sa, NULL) == -1)
-        err_sys("sigaction SIGCHLD");
-}
-
-/* The stop's hook, run by the SIGINT/SIGTERM handler before it prints the
- * totals and exits, hence async-signal-safe: ends every child (SIGTERM's
- * default action, serve_child) and reaps them all, so that none outlives
- * the server or stays a zombie, and every byte echoed is counted. SIGCHLD
- * blocked: no pid is reaped, free for the kernel to reuse, before our
- * kill(). waitpid() without WNOHANG, until ECHILD: none left at all. */
+/* The stop's hook, run with every signal blocked (no pid is reaped and
+ * reused between its slot and kill()): no child outlives the server. */
 static void kill_children(void)
 {
-    sigset_t set;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    for (int i = 0; i < MAX_CHILDREN; i++) {
+    for (int i = 0; i < MAX_CHILDREN; i++)
         if (children[i] > 0)
             kill(children[i], SIGTERM);
-    }
-    while (waitpid(-1, NULL, 0) > 0)
+    while (waitpid(-1, NULL, 0) > 0) /* until ECHILD: none left at all */
         continue;
+}
+
+/* The whole server-side call sequence, spelled out once:
+ * getaddrinfo -> socket -> setsockopt -> bind -> listen.
+ * (common/net.c packages it as tcp_listen() for the later lessons; it also
+ * tries every address getaddrinfo() returns, where this takes the first.) */
+static int listen_on(const char *host, const char *port, bool reuseaddr)
+{
+    struct addrinfo hints, *res;
+    char where[SOCK_NTOP_LEN];
+    const int on = 1;
+    int listenfd, rc;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;     /* "127.0.0.1" gives IPv4, "::1" IPv6 */
+    hints.ai_socktype = SOCK_STREAM; /* TCP */
+    hints.ai_flags = AI_PASSIVE;     /* an address to bind, not to connect */
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc == EAI_SYSTEM)
+        err_sys("cannot resolve %s", host);
+    if (rc != 0)
+        err_quit("cannot resolve %s: %s", host, gai_strerror(rc));
+    sock_ntop(res->ai_addr, res->ai_addrlen, where, sizeof where);
+
+    listenfd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC,
+                      res->ai_protocol);
+    if (listenfd == -1)
+        err_sys("socket");
+
+    /* Without SO_REUSEADDR, bind() fails with EADDRINUSE for as long as a
+     * connection of our previous run is in TIME_WAIT on this port (60 s on
+     * Linux): a server that was just stopped could not start again. The
+     * lab sheet turns it off (--no-reuseaddr) to show exactly that. */
+    if (reuseaddr &&
+        setsockopt(listenfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == -1)
+        err_sys("setsockopt SO_REUSEADDR");
+
+    if (bind(listenfd, res->ai_addr, res->ai_addrlen) == -1)
+        err_sys("cannot listen on %s: bind", where);
+    if (listen(listenfd, LISTEN_BACKLOG) == -1)
+        err_sys("cannot listen on %s: listen", where);
+
+    freeaddrinfo(res);
+    return listenfd;
 }
 
 /* Echoes what connfd sends until the client half-closes (read() returns 0)
  * or the connection fails, adding each write to the bytes echoed in
  * *totals. Returns the number of bytes echoed. A failure costs this
- * connection only: it is logged, never fatal. 01's echo(), unchanged: here
- * *totals lives in memory that the parent and every child share (main). */
+ * connection only: it is logged, never fatal. */
 static unsigned long long echo(int connfd, const char *peer,
                                struct served *totals)
 {
@@ -144,64 +146,38 @@ static unsigned long long echo(int connfd, const char *peer,
     return total;
 }
 
-/* The child: serves one connection and exits; it never returns. It starts
- * with SIGCHLD, SIGINT and SIGTERM blocked (spawn_child), and *old is the
- * mask to go back to. */
-static _Noreturn void serve_child(int listenfd, int connfd, const char *peer,
-                                  struct served *totals, const sigset_t *old)
-{
-    unsigned long long n;
-
-    /* The parent's stop handler came with the fork: here it would print a
-     * stats line and kill the siblings in this copy of the table. So the
-     * default action comes back, which ends the child at once (exit closes
-     * the socket: the kernel tells the client), and only then the signals
-     * are unblocked: one sent since fork() was held, and ends it now. */
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    sigprocmask(SIG_SETMASK, old, NULL);
-    close(listenfd); /* the parent alone accepts */
-    n = echo(connfd, peer, totals);
-    close(connfd);
-    log_closed(peer, n);
-    /* _exit(), not exit(): atexit handlers and stdio buffers belong to the
-     * parent's life, and must not run twice. */
-    _exit(0);
-}
-
 /* Forks a child to serve connfd and records its pid. Returns the pid, or
- * -1 with errno set (EAGAIN: too many processes, or the table is full;
- * ENOMEM), in which case connfd is left to the caller. */
+ * -1 with errno set (EAGAIN: too many processes, or the table is full). */
 static pid_t spawn_child(int listenfd, int connfd, const char *peer,
                          struct served *totals)
 {
-    sigset_t set, old;
+    sigset_t all, old;
     pid_t pid = -1;
-    int slot = 0, saved;
+    int slot = 0;
 
-    /* Blocked from before fork() until the pid is in its slot. SIGCHLD: a
-     * child that exits at once must not be reaped before it is recorded,
-     * or its slot would keep a pid the kernel may give to someone else.
-     * SIGINT and SIGTERM: a stop now would wait forever for a child it
-     * does not know; and the child must not run the parent's handler. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &set, &old);
+    /* Every signal blocked until the pid is in its slot: a child must not
+     * be reaped before it is recorded, nor a stop wait forever for a child
+     * it does not know, nor the child run the parent's stop handler. */
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
     while (slot < MAX_CHILDREN && children[slot] != 0)
         slot++;
+    errno = EAGAIN;
     if (slot < MAX_CHILDREN)
         pid = fork();
-    else
-        errno = EAGAIN;
-    if (pid == 0)
-        serve_child(listenfd, connfd, peer, totals, &old);
+    if (pid == 0) {
+        /* The child: a stop signal's default action ends it. _exit(), not
+         * exit(): the parent's stdio buffers must not be flushed twice. */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        close(listenfd);
+        log_closed(peer, echo(connfd, peer, totals));
+        _exit(0);
+    }
     if (pid > 0)
         children[slot] = pid;
-    saved = errno; /* fork()'s, for the caller's message */
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    errno = saved;
+    sigprocmask(SIG_SETMASK, &old, NULL); /* errno stays fork()'s */
     return pid;
 }
 
@@ -228,35 +204,30 @@ int main(int argc, char **argv)
          "demonstration: leave finished children as zombies"},
         {0, NULL, NULL, NULL},
     };
+    struct sigaction sa = {.sa_handler = on_sigchld,
+                           .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+    struct served *totals; /* shared, and read by the stop handler */
     struct net_options opt;
-    struct served *totals;
     bool reap = true;
-    int listenfd, gai_err;
+    int listenfd;
 
     parse_server_options(argc, argv, &pi, &opt, options, on_option, &reap);
-    /* The totals, in a page that fork() does not copy: MAP_SHARED memory
-     * stays one in the parent and every child. Each child adds its bytes
-     * after each write, so the total is true at any moment, even for a
-     * child killed with SIGKILL; the parent counts connections. Lock-free
-     * atomics work across processes (address-free): hence the check. */
-    _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "atomics shared by fork");
+    /* The totals, in memory that fork() shares instead of copying. */
     totals = mmap(NULL, sizeof *totals, PROT_READ | PROT_WRITE,
                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (totals == MAP_FAILED)
         err_sys("mmap");
-    atomic_init(&totals->conns, 0);
-    atomic_init(&totals->bytes, 0);
     /* The stop, way (a) of common/signals.h: SIGINT or SIGTERM runs a
-     * handler that calls kill_children(), then prints the totals and
-     * exits, wherever the parent is asleep. */
+     * handler that prints the totals and exits, wherever the server is
+     * asleep. Exit closes the sockets; the kernel tells the client. */
     stop_by_handler(totals, kill_children);
-    /* --no-reap leaves SIGCHLD at its default, which ignores it but does
-     * not reap: a child that exits stays a zombie until someone waits. */
-    if (reap)
-        reap_children_on_sigchld();
-    listenfd = tcp_listen(opt.host, opt.port, LISTEN_BACKLOG, &gai_err);
-    if (listenfd == -1)
-        err_listen(&opt, gai_err);
+    /* SA_RESTART: accept() goes on after the reaper. SA_NOCLDSTOP: none for
+     * a child merely stopped (Ctrl-Z). --no-reap leaves SIGCHLD at its
+     * default, which does not reap: finished children stay zombies. */
+    sigfillset(&sa.sa_mask);
+    if (reap && sigaction(SIGCHLD, &sa, NULL) == -1)
+        err_sys("sigaction SIGCHLD");
+    listenfd = listen_on(opt.host, opt.port, true);
     if (spare_fd_reserve() == -1)
         err_sys("open spare descriptor");
     log_listening(listenfd);
@@ -266,7 +237,9 @@ int main(int argc, char **argv)
         socklen_t clilen = sizeof cliaddr;
         char peer[SOCK_NTOP_LEN];
 
-        /* accept() with the way out of EMFILE (common/net.c), as in 01. */
+        /* accept() with the way out of EMFILE (common/net.c): out of
+         * descriptors, the waiting client is turned away, not served
+         * later, and the server does not spin. */
         int connfd =
             accept_or_shed(listenfd, (struct sockaddr *)&cliaddr, &clilen);
         if (connfd == -1) {
@@ -282,10 +255,7 @@ int main(int argc, char **argv)
             err_ret("fork"); /* this client goes unserved; try the next */
             log_closed(peer, 0);
         }
-        /* The child has its own copy. Ours must go: while it stays open,
-         * the connection stays open, and the child's close() sends no FIN
-         * (see the lab sheet); the parent would also run out of
-         * descriptors after ulimit -n clients. */
+        /* The child has its own copy: ours must go, or no FIN is sent. */
         close(connfd);
     }
 }

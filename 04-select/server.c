@@ -172,22 +172,6 @@ static void serve_round(struct server *s)
             ;
 }
 
-/* The loop's test. The flag alone would do if pselect() always slept, but
- * the kernel prefers ready sockets to a signal: one that arrives while some
- * are ready stays pending, blocked again as the call returns, and under
- * unbroken load no wait would ever be interrupted. So the loop also asks
- * the kernel. Asking is not the racy flag test: a pending signal stays
- * pending until a wait takes it, so it is found now or interrupts the next
- * wait. */
-static bool stopping(void)
-{
-    sigset_t pending;
-
-    sigpending(&pending); /* it fails only for a bad pointer */
-    return stop_requested() || sigismember(&pending, SIGINT) ||
-           sigismember(&pending, SIGTERM);
-}
-
 int main(int argc, char **argv)
 {
     static const struct program_info pi = {
@@ -211,8 +195,10 @@ int main(int argc, char **argv)
     log_listening(s.listenfd);
 
     /* No race: a stop signal cannot be delivered between this test and
-     * the wait, only in the wait, which it then interrupts. */
-    while (!stopping())
+     * the wait, only in the wait, which it then interrupts. And when the
+     * wait returns ready sockets instead, leaving the signal pending,
+     * stop_requested() asks the kernel (sigpending) and finds it. */
+    while (!stop_requested())
         serve_round(&s);
 
     /* exit() closes every socket; the kernel tells the clients. */

@@ -191,17 +191,6 @@ static void serve_round(struct server *s)
             ;
 }
 
-/* The loop's test, as in 04: the wait too prefers ready sockets to a
- * signal, which then stays pending, so the loop also asks the kernel. */
-static bool stopping(void)
-{
-    sigset_t pending;
-
-    sigpending(&pending); /* it fails only for a bad pointer */
-    return stop_requested() || sigismember(&pending, SIGINT) ||
-           sigismember(&pending, SIGTERM);
-}
-
 int main(int argc, char **argv)
 {
     static const struct program_info pi = {
@@ -228,8 +217,10 @@ int main(int argc, char **argv)
     log_listening(s.listenfd);
 
     /* No race: a stop signal cannot be delivered between this test and
-     * the wait, only in the wait, which it then interrupts. */
-    while (!stopping())
+     * the wait, only in the wait, which it then interrupts. And when the
+     * wait returns ready sockets instead, leaving the signal pending,
+     * stop_requested() asks the kernel (sigpending) and finds it. */
+    while (!stop_requested())
         serve_round(&s);
 
     /* exit() closes every socket; the kernel tells the clients. */

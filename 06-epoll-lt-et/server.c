@@ -154,10 +154,9 @@ static bool accept_one(struct server *s)
     return true;
 }
 
-/* Reads what a report of "readable" allows; true if the turn ended with
- * data perhaps left. Level-triggered, one read() is enough: the next wait
- * reports what is left. Edge-triggered, nothing reports data already
- * there: read until EAGAIN, the high-water mark or the turn's end. */
+/* Reads what "readable" allows; true if data may be left at the turn's end.
+ * Level-triggered, one read(): the next wait reports the rest. Edge-trig-
+ * gered, no wait reports data already there: read until EAGAIN or a limit. */
 static bool on_readable(struct server *s, struct conn *c)
 {
     for (int n = 1; conn_read(c, (size_t)s->read_size) > 0; n++) {
@@ -228,17 +227,6 @@ static void serve_round(struct server *s)
             ;
 }
 
-/* The loop's test, as in 04: the wait too prefers ready sockets to a
- * signal, which then stays pending, so the loop also asks the kernel. */
-static bool stopping(void)
-{
-    sigset_t pending;
-
-    sigpending(&pending); /* it fails only for a bad pointer */
-    return stop_requested() || sigismember(&pending, SIGINT) ||
-           sigismember(&pending, SIGTERM);
-}
-
 static int on_option(int key, const char *arg, void *ctx)
 {
     static const char *const names[] = {"lt", "et", "et-once"};
@@ -287,8 +275,10 @@ int main(int argc, char **argv)
     log_listening(s.listenfd);
 
     /* No race: a stop signal cannot be delivered between this test and
-     * the wait, only in the wait, which it then interrupts. */
-    while (!stopping())
+     * the wait, only in the wait, which it then interrupts. And when the
+     * wait returns ready sockets instead, leaving the signal pending,
+     * stop_requested() asks the kernel (sigpending) and finds it. */
+    while (!stop_requested())
         serve_round(&s);
 
     /* exit() closes every socket; the kernel tells the clients. */

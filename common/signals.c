@@ -13,8 +13,6 @@ static struct served *stop_totals;
 static void (*stop_before)(void);
 static atomic_bool stopping;
 
-/* Both signals blocked while a handler runs, so that a second one cannot
- * interrupt the first halfway through its line. */
 static void stop_signals(sigset_t *set)
 {
     sigemptyset(set);
@@ -26,8 +24,11 @@ static void install(void (*handler)(int))
 {
     struct sigaction sa = {0};
 
+    /* Every signal blocked while the handler runs: another stop signal, or
+     * any other handler, must not interrupt it halfway through its line,
+     * or through the hook it calls first. */
     sa.sa_handler = handler;
-    stop_signals(&sa.sa_mask);
+    sigfillset(&sa.sa_mask);
     if (sigaction(SIGINT, &sa, NULL) == -1)
         err_sys("sigaction SIGINT");
     if (sigaction(SIGTERM, &sa, NULL) == -1)
@@ -86,7 +87,19 @@ void stop_by_mask(sigset_t *waitmask)
 
 bool stop_requested(void)
 {
-    return atomic_load(&stopping);
+    sigset_t pending;
+
+    /* The flag, set by a handler that ran inside the wait; or a signal
+     * still pending, because the wait returned ready descriptors instead
+     * (the kernel prefers them) and blocked it again. Asking the kernel is
+     * no race: a signal that comes after the question stays pending and
+     * interrupts the next wait. */
+    if (atomic_load(&stopping))
+        return true;
+    if (sigpending(&pending) == -1)
+        return false;
+    return sigismember(&pending, SIGINT) == 1 ||
+           sigismember(&pending, SIGTERM) == 1;
 }
 
 int stop_signalfd(void)

@@ -18,7 +18,10 @@
  *     stop_by_mask(): the signals stay blocked except inside the one call
  *     that waits (pselect, ppoll, epoll_pwait), which the kernel unblocks
  *     and blocks again atomically; the handler only sets the flag that
- *     stop_requested() reads, and the call fails with EINTR. Or
+ *     stop_requested() reads, and the call fails with EINTR. (When some
+ *     descriptor is ready, the call returns it instead and the signal
+ *     stays pending: stop_requested() asks the kernel about that too, or
+ *     a loop kept busy would never stop.) Or
  *     stop_signalfd(): the signals stay blocked, and arrive as bytes to
  *     read on a descriptor the loop watches like any socket.
  */
@@ -44,8 +47,8 @@ void sigpipe_ignore(void);
 
 /* Way (a). sigpipe_ignore(), and a handler for SIGINT and SIGTERM that
  * calls before() if it is not NULL (which must itself be async-signal-
- * safe), writes the stats line from *totals and calls _exit(0). Installed
- * without SA_RESTART: the handler never returns, so nothing is restarted.
+ * safe), writes the stats line from *totals and calls _exit(0). Every
+ * signal is blocked while it runs. Installed without SA_RESTART: the handler never returns, so nothing is restarted.
  * Exits through err_sys() if sigaction() fails. */
 void stop_by_handler(struct served *totals, void (*before)(void));
 
@@ -55,7 +58,8 @@ void stop_by_handler(struct served *totals, void (*before)(void));
  * pass to the waiting call: the current one without the two signals. */
 void stop_by_mask(sigset_t *waitmask);
 
-/* True once SIGINT or SIGTERM has arrived (way (b) with stop_by_mask). */
+/* True once SIGINT or SIGTERM has arrived, or is pending, blocked (way (b)
+ * with stop_by_mask). */
 bool stop_requested(void);
 
 /* Way (b), for a loop that watches descriptors: sigpipe_ignore(), SIGINT

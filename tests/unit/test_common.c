@@ -2565,6 +2565,7 @@ static void test_log_stats_signal_safe(void)
 enum {
     BY_MASK_BLOCKED,
     BY_MASK_NOT_YET,
+    BY_MASK_PENDING,
     BY_MASK_EINTR,
     BY_MASK_STOPPED,
     BY_MASK_BLOCKED_AFTER,
@@ -2583,9 +2584,11 @@ static int stop_by_mask_child(void *arg)
         !sigismember(&now, SIGINT) || !sigismember(&now, SIGTERM) ||
         sigismember(&waitmask, SIGINT) || sigismember(&waitmask, SIGTERM))
         failed |= FAILED_BIT(BY_MASK_BLOCKED);
-    raise(SIGINT);
     if (stop_requested())
         failed |= FAILED_BIT(BY_MASK_NOT_YET);
+    raise(SIGINT);
+    if (!stop_requested())
+        failed |= FAILED_BIT(BY_MASK_PENDING);
     if (pselect(0, NULL, NULL, NULL, NULL, &waitmask) != -1 || errno != EINTR)
         failed |= FAILED_BIT(BY_MASK_EINTR);
     if (!stop_requested())
@@ -2601,8 +2604,10 @@ static void test_stop_by_mask(void)
     static const char *const what[] = {
         [BY_MASK_BLOCKED] = "stop_by_mask blocks SIGINT and SIGTERM, and "
                             "its wait mask lets them through",
-        [BY_MASK_NOT_YET] = "stop_by_mask: a raised SIGINT waits while "
-                            "blocked",
+        [BY_MASK_NOT_YET] = "stop_by_mask: stop_requested() is false at "
+                            "first",
+        [BY_MASK_PENDING] = "stop_by_mask: a raised SIGINT, still blocked "
+                            "and pending, makes stop_requested() true",
         [BY_MASK_EINTR] = "stop_by_mask: pselect() with the wait mask fails "
                           "with EINTR at once",
         [BY_MASK_STOPPED] = "stop_by_mask: stop_requested() is then true",
