@@ -46,8 +46,9 @@ struct ring {
 
 /* Creates a ring of at least entries submission slots and maps it.
  * Returns 0, or -1 with errno set: ENOSYS (no io_uring in this kernel),
- * EPERM (disabled by sysctl or refused by seccomp), EOPNOTSUPP (a kernel
- * too old for what this lesson needs), or what setup or mmap said. */
+ * EPERM (disabled by sysctl or refused by seccomp), EINVAL (a kernel
+ * older than 5.19, which knows no IORING_SETUP_COOP_TASKRUN), or what
+ * mmap said. */
 int ring_setup(struct ring *r, unsigned entries);
 
 /* Why ring_setup() failed, in words, for errno err. */
