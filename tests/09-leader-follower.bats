@@ -103,22 +103,12 @@ at_rest() {
     wait_for 20 at_rest "$SERVER_PID" 6 || fail "$(wchans "$SERVER_PID")"
 }
 
-# stopped_cleanly_within SECONDS: the server, signalled at $STOP_T0 (set
-# it from $EPOCHREALTIME), exited 0 within SECONDS, and nothing of its
-# session is left, not even a zombie.
-stopped_cleanly_within() {
-    local took
+# stopped_clean: after stop_server, the server exited 0 and nothing of its
+# session is left, not even a zombie. (How fast is not asserted: these
+# machines are shared; stop_server's bound is the test's.)
+stopped_clean() {
     assert_equal "$SERVER_STATUS" 0
-    took=$(awk -v a="$STOP_T0" -v b="$STOP_T1" 'BEGIN { printf "%.2f", b - a }')
-    awk -v t="$took" -v max="$1" 'BEGIN { exit !(t < max) }' ||
-        fail "took ${took}s to stop"
     wait_for 10 session_empty "$SERVER_PID"
-}
-# stop_timed SIGNAL: stop_server, with STOP_T0 and STOP_T1 around it.
-stop_timed() {
-    STOP_T0=$EPOCHREALTIME
-    stop_server "$1"
-    STOP_T1=$EPOCHREALTIME
 }
 # events_add_up N: the stats line lists N threads' events, which add up to
 # its total.
@@ -140,8 +130,8 @@ events_add_up() {
     done
     # The leader in epoll_wait, four followers on the condition variable.
     wait_for 20 at_rest "$SERVER_PID" 5 || fail "$(wchans "$SERVER_PID")"
-    stop_timed TERM
-    stopped_cleanly_within 2
+    stop_server TERM
+    stopped_clean
     run grep '^served ' "$SERVER_LOG"
     assert_output --regexp '^served 3 connections, echoed 27 bytes, [0-9]+ events, by thread [0-9]+(\+[0-9]+){4}$'
     events_add_up 5
@@ -183,8 +173,8 @@ written_stays() {
     wait_for 30 written_stays "$PORT" "$fport"
     wait_for 20 at_rest "$SERVER_PID" 3 || fail "$(wchans "$SERVER_PID")"
     written=$(written_to "$PORT" "$fport")
-    stop_timed INT
-    stopped_cleanly_within 2
+    stop_server INT
+    stopped_clean
     run grep '^served ' "$SERVER_LOG"
     assert_output --regexp "^served 2 connections, echoed $((4 + written)) bytes, [0-9]+ events, by thread [0-9]+\+[0-9]+\+[0-9]+\$"
     events_add_up 3
@@ -195,7 +185,7 @@ echoing() {
     [[ $(ss -Htni state established "( sport = :$1 )" | grep -c 'bytes_acked:') -eq $2 ]]
 }
 
-@test "09-leader-follower: SIGTERM while every thread is busy echoing: exit 0 within 2 s, every client cut off, nothing left" {
+@test "09-leader-follower: SIGTERM while every thread is busy echoing: exit 0, every client cut off, nothing left" {
     start_server "$LESSON" -t 2 -q
     local i pids=()
     # Four clients streaming more than they can echo before the stop: the
@@ -207,8 +197,8 @@ echoing() {
         pids+=("$SPAWNED_PID")
     done
     wait_for 30 echoing "$PORT" 4
-    stop_timed TERM
-    stopped_cleanly_within 2
+    stop_server TERM
+    stopped_clean
     run grep '^served ' "$SERVER_LOG"
     assert_output --regexp '^served 4 connections, echoed [1-9][0-9]* bytes, [0-9]+ events, by thread [0-9]+\+[0-9]+$'
     events_add_up 2
