@@ -74,7 +74,7 @@ BENCH := $(BIN_DIR)/bench/echo-bench $(BIN_DIR)/bench/chart
 
 .PHONY: all test check valgrind tour bench lint format format-check clean test-programs
 all: $(PROGRAMS) $(BENCH)
-test-programs: $(PROGRAMS) $(UNIT_TESTS) $(TOOLS) $(BENCH)
+test-programs: $(PROGRAMS) $(UNIT_TESTS) $(TOOLS) $(PRELOADS) $(BENCH)
 
 $(PROGRAMS) $(TOOLS) $(BENCH):
 	@mkdir -p $(@D)
@@ -97,6 +97,16 @@ $(BIN_DIR)/build/unit/test_common_tinybuf: $(OBJ_DIR)/tiny/tests/unit/test_commo
 		$(OBJ_DIR)/tiny/common/io.o $(filter-out %/io.o,$(COMMON_OBJ))
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# A library the tests preload into a server to refuse it io_uring (its
+# syscall() fails io_uring_setup with EPERM, as a seccomp filter would):
+# tests/tools/no-uring.c. Built without the sanitizers, whose runtimes the
+# server brings.
+PRELOADS := $(BIN_DIR)/build/tools/no-uring.so
+$(BIN_DIR)/build/tools/no-uring.so: tests/tools/no-uring.c
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -MMD -MP,$(REQUIRED_CFLAGS)) $(CFLAGS) -fPIC -shared \
+		-o $@ $< -ldl
 
 $(BIN_DIR)/build/tools/peer: $(OBJ_DIR)/tests/tools/peer.o $(COMMON_OBJ)
 $(BIN_DIR)/build/tools/bad-echo: $(OBJ_DIR)/tests/tools/bad-echo.o $(COMMON_OBJ)

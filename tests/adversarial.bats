@@ -9,7 +9,13 @@ load helpers
 
 L=$LESSON
 
+setup_file() {
+    UNAVAILABLE=$(unavailable_reason "$LESSON")
+    export UNAVAILABLE
+}
+
 setup() {
+    skip_if_unavailable
     need_nc
 }
 

@@ -10,7 +10,13 @@ load helpers
 
 L="$LESSON${SERVER_ARGS:+ ($SERVER_ARGS)}"
 
+setup_file() {
+    UNAVAILABLE=$(unavailable_reason "$LESSON")
+    export UNAVAILABLE
+}
+
 setup() {
+    skip_if_unavailable
     need_nc
     SERVER=$(server_bin "$LESSON")
     CLIENT=$(client_bin "$LESSON")

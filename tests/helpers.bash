@@ -126,6 +126,24 @@ start_server() {
     PORT=${SERVER_ADDR##*:}
 }
 
+# unavailable_reason LESSON: nothing where LESSON's server starts;
+# otherwise the line in which it said that it cannot run here (11 where
+# io_uring is refused: an old kernel, a sysctl, a container's seccomp
+# filter). Run once per file, from setup_file: a lesson that cannot run is
+# skipped with its own reason, never failed.
+unavailable_reason() {
+    local err=$BATS_FILE_TMPDIR/probe.err pid
+    "$(server_bin "$1")" -p 0 -q </dev/null >/dev/null 2>"$err" 3>&- &
+    pid=$!
+    wait_for 30 listening_or_exited "$pid" "$err" >&2 || true
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    log_has "$err" '^listening on ' || grep -m1 'cannot be used here' "$err"
+    return 0
+}
+# skip_if_unavailable: in setup(), after setup_file ran unavailable_reason.
+skip_if_unavailable() { [[ -z ${UNAVAILABLE:-} ]] || skip "$UNAVAILABLE"; }
+
 # listening_or_exited PID LOG: either ends the wait, so that a server that
 # dies at start-up fails its test at once, not after the deadline.
 listening_or_exited() { log_has "$2" '^listening on ' || exited "$1"; }
