@@ -66,7 +66,7 @@ static void *sender_main(void *arg)
  * was found in. A sender that has finished is joined. One still SENDING
  * may be blocked on stdin for good (the server closed early): it is
  * detached instead, and exit() will end it. Either way no thread is left
- * finished and unjoined, which ThreadSanitizer reports as a leak. */
+ * finished and unjoined, its stack held until someone joins it. */
 static int release_sender(struct sender *s, pthread_t tid)
 {
     int state = atomic_load(&s->state);

@@ -46,8 +46,7 @@ enum { READS_PER_TURN = 16 };
  * happens before the report that gives it to the next thread: what one
  * wrote, the next reads, with no lock. armed says so in C11, which knows no
  * system calls: arm() stores it with release order before epoll_ctl(), the
- * thread given the report loads it with acquire order; on x86, plain moves.
- * (ThreadSanitizer, for which EPOLL_CTL_MOD orders nothing, sees them.) */
+ * thread given the report loads it with acquire order; on x86, plain moves. */
 struct entry {
     struct conn *conn;
     atomic_bool armed; /* true while epoll holds it, false in a thread's */

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -145,31 +146,41 @@ bool accept_error_is_transient(int err)
     }
 }
 
-static int spare_fd = -1;
+/* One spare for the process, which several threads that accept may want
+ * at once: each takes it with an atomic exchange, so that only one holds
+ * it, and puts a new one back the same way. */
+static atomic_int spare_fd = -1;
 
 int spare_fd_reserve(void)
 {
-    if (spare_fd == -1)
-        spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    return spare_fd == -1 ? -1 : 0;
+    int expected = -1, fd;
+
+    if (atomic_load(&spare_fd) != -1)
+        return 0;
+    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return -1;
+    if (!atomic_compare_exchange_strong(&spare_fd, &expected, fd))
+        close(fd); /* another thread put one back first */
+    return 0;
 }
 
 int shed_connection(int listenfd)
 {
-    int fd, saved;
+    int fd, saved, spare = atomic_exchange(&spare_fd, -1);
 
-    if (spare_fd == -1 && spare_fd_reserve() == -1) {
-        /* No spare to give up, not even now. Retrying at once would spin,
-         * so back off for a tenth of a second: the one place where the
-         * suite waits on the clock, because no event announces a free
-         * descriptor. */
-        saved = errno;
+    if (spare == -1 && spare_fd_reserve() == 0)
+        spare = atomic_exchange(&spare_fd, -1);
+    if (spare == -1) {
+        /* No spare to give up: none could be opened, or another thread
+         * holds it now. Retrying at once would spin, so back off for a
+         * tenth of a second: the one place where the suite waits on the
+         * clock, because no event announces a free descriptor. */
         (void)poll(NULL, 0, 100);
-        errno = saved;
+        errno = EMFILE;
         return -1;
     }
-    close(spare_fd);
-    spare_fd = -1;
+    close(spare);
     fd = accept4(listenfd, NULL, NULL, SOCK_CLOEXEC);
     saved = errno;
     if (fd != -1)

@@ -59,7 +59,8 @@ bool accept_error_is_transient(int err);
  *     EMFILE.
  * Any other failure returns -1 with errno set; accept_lost_client() tells
  * the failures that cost one client from those of the listener itself.
- * Call both from the one thread that accepts. */
+ * Threads that accept on their own may share the one spare: each takes it
+ * atomically (see shed_connection()). */
 int spare_fd_reserve(void);
 int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen);
 
@@ -67,7 +68,10 @@ int accept_or_shed(int listenfd, struct sockaddr *sa, socklen_t *salen);
  * by select(), poll() or epoll: call it after accept() failed with EMFILE or
  * ENFILE. It gives up the spare, accepts the next waiting connection, closes
  * it at once and takes the spare back. Returns 0 when it turned a client
- * away; -1 with errno EAGAIN when none was waiting, or another errno. */
+ * away; -1 with errno EAGAIN when none was waiting, or another errno.
+ * When it has no spare to give up (none could be opened, or another
+ * thread holds it at that moment), it sleeps a tenth of a second, so that
+ * the caller's retry does not spin, and fails with EMFILE. */
 int shed_connection(int listenfd);
 
 /* accept4() for a non-blocking listener watched by select(), poll() or
