@@ -1,9 +1,10 @@
 /* conn.h -- one client of a server that serves many from one thread.
  *
  * A server that serves many clients from one thread echoes through
- * non-blocking sockets, and a non-blocking write() takes only what fits: when the client reads slowly,
- * or not at all, part of an echo is left over. It waits here, in the
- * connection's output buffer, and goes out when the socket is writable.
+ * non-blocking sockets, and a non-blocking write() takes only what fits: when
+ * the client reads slowly, or not at all, part of an echo is left over. It
+ * waits here, in the connection's output buffer, and goes out when the socket
+ * is writable.
  *
  * The buffer has a high-water mark. Above it, conn_wants_read() says no:
  * the server stops reading from that client until the buffer drains, so the

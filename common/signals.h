@@ -48,8 +48,9 @@ void sigpipe_ignore(void);
 /* Way (a). sigpipe_ignore(), and a handler for SIGINT and SIGTERM that
  * calls before() if it is not NULL (which must itself be async-signal-
  * safe), writes the stats line from *totals and calls _exit(0). Every
- * signal is blocked while it runs. Installed without SA_RESTART: the handler never returns, so nothing is restarted.
- * Exits through err_sys() if sigaction() fails. */
+ * signal is blocked while it runs. Installed without SA_RESTART: the handler
+ * never returns, so nothing is restarted. Exits through err_sys() if
+ * sigaction() fails. */
 void stop_by_handler(struct served *totals, void (*before)(void));
 
 /* Way (b), for a loop that waits in pselect(), ppoll() or epoll_pwait():
