@@ -69,6 +69,11 @@ $(foreach l,$(LESSONS),$(eval $(call lesson_rules,$(l))))
 UNIT_TESTS := $(BIN_DIR)/build/unit/test_common \
 	$(BIN_DIR)/build/unit/test_common_tinybuf
 TOOLS := $(BIN_DIR)/build/tools/peer $(BIN_DIR)/build/tools/bad-echo
+# A library the tests preload into a server to refuse it io_uring (its
+# syscall() fails io_uring_setup with EPERM, as a seccomp filter would):
+# tests/tools/no-uring.c. Built without the sanitizers, whose runtimes the
+# server brings.
+PRELOADS := $(BIN_DIR)/build/tools/no-uring.so
 # The benchmark: the load generator, and the chart drawer of bench/run.
 BENCH := $(BIN_DIR)/bench/echo-bench $(BIN_DIR)/bench/chart
 
@@ -98,11 +103,6 @@ $(BIN_DIR)/build/unit/test_common_tinybuf: $(OBJ_DIR)/tiny/tests/unit/test_commo
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# A library the tests preload into a server to refuse it io_uring (its
-# syscall() fails io_uring_setup with EPERM, as a seccomp filter would):
-# tests/tools/no-uring.c. Built without the sanitizers, whose runtimes the
-# server brings.
-PRELOADS := $(BIN_DIR)/build/tools/no-uring.so
 $(BIN_DIR)/build/tools/no-uring.so: tests/tools/no-uring.c
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -MMD -MP,$(REQUIRED_CFLAGS)) $(CFLAGS) -fPIC -shared \
