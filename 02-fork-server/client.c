@@ -77,8 +77,9 @@ static void catch_stop_signals(sigset_t *blocked)
     sigprocmask(SIG_BLOCK, &all, blocked);
     for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++) {
         if (sigaction(stop_signals[i], NULL, &old) == 0 &&
-            old.sa_handler != SIG_IGN)
-            sigaction(stop_signals[i], &sa, NULL);
+            old.sa_handler != SIG_IGN &&
+            sigaction(stop_signals[i], &sa, NULL) == -1)
+            err_sys("sigaction");
     }
 }
 

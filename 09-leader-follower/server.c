@@ -61,14 +61,14 @@ struct worker {
 
 /* What every thread shares. */
 struct server {
-    int listenfd, sigfd, epfd; /* the listener is non-blocking */
+    struct worker workers[MAX_THREADS]; /* [0] is the main thread */
+    int listenfd, sigfd, epfd;          /* the listener is non-blocking */
     struct entry listener, stop;
     /* The turn: has_leader, guarded by turn_lock, is true while a thread
      * is in (or on its way to) epoll_wait(); followers sleep on no_leader. */
     pthread_mutex_t turn_lock;
     pthread_cond_t no_leader;
     bool has_leader;
-    struct worker workers[MAX_THREADS]; /* [0] is the main thread */
     size_t nworkers;
     struct served totals; /* atomics: every thread adds to them */
 };

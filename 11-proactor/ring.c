@@ -109,10 +109,8 @@ struct io_uring_sqe *ring_sqe(struct ring *r)
     /* Acquire: once the kernel has moved its head past a slot, it has
      * finished reading that SQE, which we may then overwrite. */
     unsigned head = atomic_load_explicit(r->sq_head, memory_order_acquire);
-    if (r->sq_local_tail - head == r->sq_entries) {
-        ring_enter(r, false); /* full: hand over what is there first */
-        head = atomic_load_explicit(r->sq_head, memory_order_acquire);
-    }
+    if (r->sq_local_tail - head == r->sq_entries)
+        ring_enter(r, false); /* full: the kernel takes them all first */
     struct io_uring_sqe *sqe = &r->sqes[r->sq_local_tail & r->sq_mask];
     memset(sqe, 0, sizeof *sqe);
     r->sq_local_tail++;

@@ -150,9 +150,10 @@ static void on_accept(struct server *s, int res)
         if (errno == EMFILE || errno == ENFILE) {
             if (s->client_waiting) {
                 s->client_waiting = false;
-                shed_connection(s->listenfd);
-                errno = -res;
-                err_ret("accept: a client was lost");
+                if (shed_connection(s->listenfd) == 0) {
+                    errno = -res;
+                    err_ret("accept: a client was lost");
+                }
             }
             start_poll(s, s->listenfd, UD_LISTENER_READY);
             return;

@@ -14,8 +14,12 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <sys/syscall.h>
-#include <unistd.h>
+
+/* Declared here, not taken from <unistd.h>, whose name for the number is
+ * one reserved to the C library. */
+long syscall(long number, ...);
 
 long syscall(long number, ...)
 {
