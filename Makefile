@@ -111,7 +111,7 @@ $(BIN_DIR)/build/tools/no-uring.so: tests/tools/no-uring.c
 $(BIN_DIR)/build/tools/peer: $(OBJ_DIR)/tests/tools/peer.o $(COMMON_OBJ)
 $(BIN_DIR)/build/tools/bad-echo: $(OBJ_DIR)/tests/tools/bad-echo.o $(COMMON_OBJ)
 $(BIN_DIR)/bench/echo-bench: $(OBJ_DIR)/bench/echo-bench.o $(COMMON_OBJ)
-$(BIN_DIR)/bench/chart: $(OBJ_DIR)/bench/chart.o $(COMMON_OBJ)
+$(BIN_DIR)/bench/chart: $(OBJ_DIR)/bench/chart.o $(OBJ_DIR)/bench/svg.o $(COMMON_OBJ)
 $(BIN_DIR)/bench/chart: LDLIBS += -lm
 
 test: test-programs
@@ -172,7 +172,7 @@ bench: all
 lint:
 	scripts/lint
 
-FORMAT_FILES = $(wildcard common/*.[ch] */*.c [0-9][0-9]-*/*.h tests/*/*.c bench/*.c)
+FORMAT_FILES = $(wildcard common/*.[ch] */*.c [0-9][0-9]-*/*.h tests/*/*.c bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:
