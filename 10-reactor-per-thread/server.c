@@ -1,27 +1,22 @@
 /* 10-reactor-per-thread/server.c -- one event loop per thread.
  *
  * Model:   -t N threads, each running 07's reactor and connection layer
- *          (built from 07-reactor's files) for its whole life. A client is
- *          served by one loop, on one thread, from accept to close: nothing
- *          on the echo path is shared or locked. Clients reach the loops
- *          by -A handoff (the default: an acceptor thread, in a loop of its
- *          own, accepts, puts each client in the next loop's inbox and
- *          rings its eventfd) or -A reuseport (a listener per loop on one
- *          port, SO_REUSEPORT: the kernel picks one per connection by a
- *          hash of its addresses). -A herd and -A exclusive, for the lab
- *          sheet: every loop watches one listener, without and with
- *          EPOLLEXCLUSIVE.
- * Cost:    N threads (+1, the acceptor), N epolls, per client what 07
- *          costs; per message nothing more than 07; per connection in
- *          handoff a lock and an eventfd write and read. A loop cannot lend
- *          its time: the one with the busy clients stays busy while its
- *          neighbours sleep (08 and 09 share out work; this shares clients).
- * Observe: strace -f -e trace=accept4,write,read,epoll_ctl
- *          ./10-reactor-per-thread/server -t 2 -q  while nc sends a line:
- *          the acceptor's accept4 and write to an eventfd, then under
- *          another thread id the eventfd's read, the client's EPOLL_CTL_ADD
- *          and its every read and write. `ss -tlnp`: with -A reuseport, N
- *          listeners on the one port.
+ *          for its whole life. A client is served by one loop, on one
+ *          thread, from accept to close: nothing on the echo path is shared
+ *          or locked. -A handoff (the default): an acceptor loop accepts,
+ *          puts each client in the next loop's inbox and rings its eventfd.
+ *          -A reuseport: a listener per loop on one port, and the kernel
+ *          picks one per connection by a hash of its addresses. -A herd and
+ *          -A exclusive (the lab sheet's): every loop watches one listener,
+ *          without and with EPOLLEXCLUSIVE.
+ * Cost:    N threads (+1, the acceptor), N epolls; per message what 07
+ *          costs; per connection in handoff a lock and an eventfd write and
+ *          read. A loop cannot lend its time: the one with the busy clients
+ *          stays busy while the others sleep (08 and 09 share out work).
+ * Observe: strace -f -e trace=accept4,write,read,epoll_ctl, nc sends a
+ *          line: the acceptor's accept4 and eventfd write, then on another
+ *          thread the eventfd's read, the client's EPOLL_CTL_ADD, its reads
+ *          and writes. ss -tln: with -A reuseport, N listeners on one port.
  * See also: 09-leader-follower (before: threads take turns at one epoll),
  *           11-proactor (after), 07-reactor (the loop each thread runs),
  *           08-half-sync-half-async (a queue per message, not per client).
@@ -30,7 +25,7 @@
  *          printf 'hello\n' | nc -N 127.0.0.1 9010
  */
 #include <errno.h>
-#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,10 +44,9 @@
 enum { LISTEN_BACKLOG = 1024, MAX_LOOPS = 64, INBOX_MAX = 1024 };
 enum dispatch { HANDOFF, REUSEPORT, HERD, EXCLUSIVE };
 
-/* One loop: only its thread touches r, tcp and the clients. Two things
- * are shared: the inbox, under its lock, where the acceptor puts clients
- * (once per connection), and the counters, which the stop reads on its
- * thread as they grow: atomics, and each loop on its own cache line. */
+/* One loop: only its thread touches r, tcp and the clients. Shared: the
+ * inbox, under its lock, where the acceptor puts clients, and the counters
+ * the stop reads as they grow (atomics, each loop on its own cache line). */
 struct loop {
     _Alignas(64) struct reactor *r;
     struct tcp_server *tcp;        /* 07's layer, with no listener of its own */
@@ -64,24 +58,22 @@ struct loop {
 };
 
 static struct server {
-    enum dispatch dispatch; /* -A */
-    long nloops;            /* -t */
-    size_t next;            /* the acceptor's round-robin, its own */
+    long dispatch; /* -A, an enum dispatch */
+    long nloops;   /* -t */
+    size_t next;   /* the acceptor's round-robin, its own */
     struct loop loops[MAX_LOOPS];
 } srv = {.dispatch = HANDOFF, .nloops = 2};
 
 /* --- the application: 07's echo, counted per loop -------------------- */
 static void on_connection(struct tcp_conn *c)
 {
-    atomic_fetch_add_explicit(&((struct loop *)c->ctx)->conns, 1,
-                              memory_order_relaxed);
+    ((struct loop *)c->ctx)->conns++; /* atomic: the stop reads it */
     log_accepted(c->io->peer);
 }
 
 static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
 {
-    atomic_fetch_add_explicit(&((struct loop *)c->ctx)->messages, 1,
-                              memory_order_relaxed);
+    ((struct loop *)c->ctx)->messages++;
     tcp_conn_send(c, data, len);
     return len;
 }
@@ -107,15 +99,13 @@ static void on_close(struct tcp_conn *c)
     log_closed(c->io->peer, c->io->nbytes);
 }
 
-/* --- the dispatch: how a client reaches its loop ----------------------- */
-/* The acceptor's side: c goes to the next loop, round-robin. Only the
- * first client into an empty inbox rings: the loop reads the eventfd
- * before it empties the inbox, so that none is left unannounced. A loop
- * INBOX_MAX clients behind gets no more: they are turned away. */
+/* The dispatch. The acceptor's side of a handoff: c goes to the next loop,
+ * round-robin. Only the first client into an empty inbox rings: the loop
+ * reads the eventfd before it empties the inbox. A loop INBOX_MAX clients
+ * behind gets no more. */
 static void hand_off(struct conn *c)
 {
     struct loop *l = &srv.loops[srv.next++ % (size_t)srv.nloops];
-
     pthread_mutex_lock(&l->lock);
     size_t n = l->n;
     if (n < INBOX_MAX)
@@ -130,29 +120,24 @@ static void hand_off(struct conn *c)
     }
 }
 
-/* The loop's side: take the whole inbox, and serve each client here from
- * now on, as if this loop had accepted it. */
+/* The loop's side: adopt the whole inbox, as if this loop had accepted
+ * each client (the acceptor waits on the lock meanwhile). */
 static void on_wake(struct reactor *r, int fd, unsigned mask, void *arg)
 {
     struct loop *l = arg;
-    struct conn *taken[INBOX_MAX];
-
     (void)r, (void)mask;
     if (eventfd_read(fd, &(eventfd_t){0}) == -1 && errno != EAGAIN)
         err_sys("read eventfd");
     pthread_mutex_lock(&l->lock);
-    size_t n = l->n;
-    memcpy(taken, l->inbox, n * sizeof taken[0]);
+    for (size_t i = 0; i < l->n; i++)
+        tcp_server_adopt(l->tcp, l->inbox[i]);
     l->n = 0;
     pthread_mutex_unlock(&l->lock);
-    for (size_t i = 0; i < n; i++)
-        tcp_server_adopt(l->tcp, taken[i]);
 }
 
-/* Takes one client; false when nobody is waiting. l is the loop that
- * watches listenfd, or NULL for the acceptor, which hands clients over.
- * Out of descriptors, conn_accept() sheds a client with the spare, which
- * every thread shares (common/net.c: an atomic exchange). */
+/* Takes one client; false when nobody is waiting. l is the loop watching
+ * listenfd, or NULL for the acceptor. Out of descriptors, conn_accept()
+ * sheds a client with the spare that every thread shares (an atomic). */
 static bool accept_one(struct loop *l, int listenfd)
 {
     struct conn *c = conn_accept(listenfd);
@@ -164,10 +149,7 @@ static bool accept_one(struct loop *l, int listenfd)
         err_ret("accept: a client was lost"); /* take the next */
         return true;
     }
-    if (l == NULL)
-        hand_off(c);
-    else
-        tcp_server_adopt(l->tcp, c); /* this loop's for good */
+    l == NULL ? hand_off(c) : tcp_server_adopt(l->tcp, c); /* for good */
     return true;
 }
 
@@ -180,53 +162,37 @@ static void on_accept(struct reactor *r, int fd, unsigned mask, void *arg)
         ;
 }
 
-/* tcp_listen() with SO_REUSEPORT set before bind(): every socket of the
- * same user bound so to the port shares it, and the kernel spreads the
- * connections over them. Then opt->port holds the port bound (with -p 0,
- * the kernel's choice), for the next loop's listener. */
-static int listen_reuseport(struct net_options *opt, int *gai_err)
+/* SO_REUSEPORT, before bind(): the sockets of one user bound so to a port
+ * share it, and the kernel spreads connections by an address hash. */
+static int reuse_port(int fd, void *arg)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE},
-                    *res, *ai;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char addr[SOCK_NTOP_LEN];
-    int fd = -1;
+    (void)arg;
+    return setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &(int){1}, sizeof(int));
+}
 
-    if ((*gai_err = getaddrinfo(opt->host, opt->port, &hints, &res)) != 0) {
-        *gai_err = *gai_err == EAI_SYSTEM ? 0 : *gai_err;
+/* A non-blocking listener. Its port is kept in opt (with -p 0, the
+ * kernel's choice) for the next listener of -A reuseport. */
+static int listen_nonblocking(struct net_options *opt, int *gai_err)
+{
+    struct sockaddr_storage ss;
+    int fd = tcp_listen_with(opt->host, opt->port, LISTEN_BACKLOG,
+                             srv.dispatch == REUSEPORT ? reuse_port : NULL,
+                             NULL, gai_err);
+    if (fd == -1)
         return -1;
-    }
-    for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    0);
-        if (fd != -1 &&
-            (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int)) ||
-             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &(int){1}, sizeof(int)) ||
-             bind(fd, ai->ai_addr, ai->ai_addrlen) ||
-             listen(fd, LISTEN_BACKLOG) ||
-             getsockname(fd, (struct sockaddr *)&ss, &len))) {
-            int saved = errno;
-            close(fd);
-            errno = saved;
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd != -1) /* "127.0.0.1:40000": the port is what follows the ':' */
-        snprintf(
-            opt->port, sizeof opt->port, "%s",
-            strrchr(sock_ntop((struct sockaddr *)&ss, len, addr, sizeof addr),
-                    ':') +
-                1);
+    if (set_nonblocking(fd) == -1 ||
+        getsockname(fd, (struct sockaddr *)&ss, &(socklen_t){sizeof ss}) == -1)
+        err_sys("listener");
+    in_port_t port = ss.ss_family == AF_INET
+                         ? ((struct sockaddr_in *)&ss)->sin_port
+                         : ((struct sockaddr_in6 *)&ss)->sin6_port;
+    snprintf(opt->port, sizeof opt->port, "%u", ntohs(port));
     return fd;
 }
 
 /* The stop, way (b): the signalfd is readable, on the one loop that
- * watches it. Print the totals and exit: exit() closes every socket, the
- * other loops are neither woken nor joined. Their counters are read as
- * they may still grow: each is its value at some instant of the stop. */
+ * watches it. Print the totals (each counter as it is at that instant) and
+ * exit: exit() closes every socket; no other loop is woken or joined. */
 static void on_stop(struct reactor *r, int fd, unsigned mask, void *arg)
 {
     char more[MAX_LOOPS * 44 + 16];
@@ -261,11 +227,7 @@ static int on_option(int key, const char *arg, void *ctx)
     (void)ctx;
     if (key == 't')
         return parse_number(arg, 1, MAX_LOOPS, &srv.nloops);
-    for (srv.dispatch = 0; names[srv.dispatch]; srv.dispatch++)
-        if (strcmp(arg, names[srv.dispatch]) == 0)
-            return 0;
-    err_msg("-A %s: expected handoff, reuseport, herd or exclusive", arg);
-    return -1;
+    return parse_choice(arg, names, &srv.dispatch);
 }
 
 int main(int argc, char **argv)
@@ -282,41 +244,31 @@ int main(int argc, char **argv)
     static const struct tcp_callbacks callbacks = {
         on_connection, on_message, on_write_complete, on_high_water, on_close};
     struct net_options opt;
-    struct reactor *acceptor = NULL;
     int gai_err;
 
     parse_server_options(argc, argv, &pi, &opt, options, on_option, NULL);
-    /* The stop, way (b), as in 07, and before any thread starts: each
-     * inherits the blocked SIGINT and SIGTERM, so that no loop is ever
-     * interrupted, and one loop takes the signal as an event. */
+    /* The stop, way (b), as in 07, before any thread starts: each inherits
+     * the blocked signals, and one loop takes them as an event. */
     int sigfd = stop_signalfd();
-    int listenfd =
-        srv.dispatch == REUSEPORT
-            ? listen_reuseport(&opt, &gai_err)
-            : tcp_listen(opt.host, opt.port, LISTEN_BACKLOG, &gai_err);
+    int listenfd = listen_nonblocking(&opt, &gai_err);
     if (listenfd == -1)
         err_listen(&opt, gai_err);
-    if (set_nonblocking(listenfd) == -1)
-        err_sys("fcntl O_NONBLOCK");
     if (spare_fd_reserve() == -1)
         err_sys("open spare descriptor");
 
     /* Every loop is built here, then runs on its own thread alone. */
     for (long i = 0; i < srv.nloops; i++) {
         struct loop *l = &srv.loops[i];
-        int fd = srv.dispatch != REUSEPORT || i == 0
-                     ? listenfd
-                     : listen_reuseport(&opt, &gai_err);
-        if (fd == -1)
-            err_listen(&opt, gai_err);
+        int fd = i > 0 && srv.dispatch == REUSEPORT
+                     ? listen_nonblocking(&opt, &gai_err)
+                     : listenfd;
+        unsigned mask = srv.dispatch == EXCLUSIVE ? RE_EXCLUSIVE : 0;
         l->lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
         l->r = reactor_new("epoll");
         l->tcp = l->r ? tcp_server_new(l->r, -1, &callbacks, l, 0) : NULL;
-        unsigned mask =
-            RE_READ | (srv.dispatch == EXCLUSIVE ? RE_EXCLUSIVE : 0);
-        if (l->tcp == NULL ||
+        if (fd == -1 || l->tcp == NULL ||
             (srv.dispatch != HANDOFF &&
-             reactor_watch(l->r, fd, mask, on_accept, l) == -1) ||
+             reactor_watch(l->r, fd, RE_READ | mask, on_accept, l) == -1) ||
             (srv.dispatch == HANDOFF &&
              ((l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
               reactor_watch(l->r, l->wakefd, RE_READ, on_wake, l) == -1)))
@@ -324,14 +276,14 @@ int main(int argc, char **argv)
     }
     /* The thread that runs main() runs a loop too, which takes the stop:
      * the acceptor's in handoff, loop 0's otherwise. */
+    struct reactor *first = srv.loops[0].r;
     if (srv.dispatch == HANDOFF &&
-        ((acceptor = reactor_new("epoll")) == NULL ||
-         reactor_watch(acceptor, listenfd, RE_READ, on_accept, NULL) == -1))
+        ((first = reactor_new("epoll")) == NULL ||
+         reactor_watch(first, listenfd, RE_READ, on_accept, NULL) == -1))
         err_sys("the acceptor's loop");
-    struct reactor *first = acceptor ? acceptor : srv.loops[0].r;
     if (reactor_watch(first, sigfd, RE_READ, on_stop, NULL) == -1)
         err_sys("watch the signalfd");
-    for (long i = acceptor ? 0 : 1; i < srv.nloops; i++) {
+    for (long i = srv.dispatch == HANDOFF ? 0 : 1; i < srv.nloops; i++) {
         int rc =
             pthread_create(&(pthread_t){0}, NULL, loop_main, &srv.loops[i]);
         if (rc != 0) {
