@@ -174,7 +174,7 @@ static int reuse_port(int fd, void *arg)
  * kernel's choice) for the next listener of -A reuseport. */
 static int listen_nonblocking(struct net_options *opt, int *gai_err)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {.ss_family = AF_UNSPEC};
     int fd = tcp_listen_with(opt->host, opt->port, LISTEN_BACKLOG,
                              srv.dispatch == REUSEPORT ? reuse_port : NULL,
                              NULL, gai_err);
