@@ -25,7 +25,7 @@
  *          printf 'hello\n' | nc -N 127.0.0.1 9010
  */
 #include <errno.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -174,19 +174,18 @@ static int reuse_port(int fd, void *arg)
  * kernel's choice) for the next listener of -A reuseport. */
 static int listen_nonblocking(struct net_options *opt, int *gai_err)
 {
-    struct sockaddr_storage ss = {.ss_family = AF_UNSPEC};
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
     int fd = tcp_listen_with(opt->host, opt->port, LISTEN_BACKLOG,
                              srv.dispatch == REUSEPORT ? reuse_port : NULL,
                              NULL, gai_err);
     if (fd == -1)
         return -1;
     if (set_nonblocking(fd) == -1 ||
-        getsockname(fd, (struct sockaddr *)&ss, &(socklen_t){sizeof ss}) == -1)
+        getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+        getnameinfo((struct sockaddr *)&ss, len, NULL, 0, opt->port,
+                    sizeof opt->port, NI_NUMERICSERV) != 0)
         err_sys("listener");
-    in_port_t port = ss.ss_family == AF_INET
-                         ? ((struct sockaddr_in *)&ss)->sin_port
-                         : ((struct sockaddr_in6 *)&ss)->sin6_port;
-    snprintf(opt->port, sizeof opt->port, "%u", ntohs(port));
     return fd;
 }
 
