@@ -271,6 +271,25 @@ static void parse_ready(struct call *c, int tgid, const char *rest)
     }
 }
 
+/* pthread_setname_np() as the tracer sees it: a thread naming itself,
+ * prctl(PR_SET_NAME, "worker"), or naming another through
+ * write(5</proc/42/task/43/comm>, "worker", 6). */
+static void name_thread(struct lane *l, const char *call, const char *text)
+{
+    const char *task = strstr(text, "/task/");
+    const char *name = NULL;
+
+    if (strcmp(call, "prctl") == 0 && strstr(text, "PR_SET_NAME, \""))
+        name = strstr(text, "PR_SET_NAME, \"") + 14;
+    if (strcmp(call, "write") == 0 && task && strstr(text, "/comm>, \"")) {
+        l = lane_of(atoi(task + 6));
+        name = strstr(text, "/comm>, \"") + 9;
+    }
+    const char *q = name ? strchr(name, '"') : NULL;
+    if (q)
+        copy_name(l->name, sizeof l->name, name, (size_t)(q - name));
+}
+
 /* One whole call: "name(args) = result <duration>", started at t. */
 static void add_call(struct lane *l, double t, const char *text)
 {
@@ -313,14 +332,7 @@ static void add_call(struct lane *l, double t, const char *text)
                         fd_set_conn(child, fdmaps[i].fd, fdmaps[i].conn);
         }
     }
-    /* A thread that names itself: pthread_setname_np() on itself. */
-    const char *pr = strstr(text, "PR_SET_NAME, \"");
-    if (strcmp(c.name, "prctl") == 0 && pr) {
-        pr += 14;
-        const char *q = strchr(pr, '"');
-        if (q)
-            copy_name(l->name, sizeof l->name, pr, (size_t)(q - pr));
-    }
+    name_thread(l, c.name, text);
 
     c.kind = classify(c.name, port, evfd, strstr(text, "FUTEX_WAKE") != NULL);
     if (port >= 0) {
@@ -539,22 +551,28 @@ static void draw_call(const struct svg_panel *p, const struct call *c, double y,
 
     if (c->conn != NO_CONN)
         conn_label(c->conn, conn, sizeof conn);
-    double h = kind_height[c->kind];
+    double h = kind_height[c->kind], top = y - h / 2;
+    /* A read and the write that echoes it often share a pixel: the read
+     * takes the upper half of the lane, the write the lower. */
+    if (c->kind == K_READ || c->kind == K_WRITE) {
+        h /= 2;
+        top = c->kind == K_READ ? y - h : y;
+    }
     printf("<rect x='%.2f' y='%.1f' width='%.2f' height='%.0f' fill='%s' "
            "class='%s' data-lane='%d' data-tid='%d' data-conn='%s'>",
-           x0, y - h / 2, w, h, kind_colour[c->kind], kind_class[c->kind],
-           lane_no, lanes[c->lane].tid, conn);
+           x0, top, w, h, kind_colour[c->kind], kind_class[c->kind], lane_no,
+           lanes[c->lane].tid, conn);
     printf("<title>");
     snprintf(text, sizeof text, "%s %s: %.3f ms, at %.4f s", c->name, conn,
              (c->t1 - c->t0) * 1000, (c->t0 - start_time));
     svg_put_text(text);
     printf("</title></rect>\n");
-    /* A triangle over each call for the late client: which lane served it
-     * shows at a glance, however thin the bar. */
+    /* A triangle over the end of each call for the late client: which
+     * lane served it shows at a glance, however thin the bar. */
     if (c->conn != NO_CONN && conns[c->conn].late)
         printf("<path d='M%.1f %.1f l-4 -7 h8 z' fill='#111' "
                "class='late'/>\n",
-               x0 + w / 2, y - h / 2 - 1);
+               x0 + w - 1, y - kind_height[c->kind] / 2 - 1);
     /* Inside a bar wide enough: what it is, and for whom. */
     if (w > 60) {
         if (c->conn == NO_CONN && c->nready > 0) {
@@ -569,7 +587,7 @@ static void draw_call(const struct svg_panel *p, const struct call *c, double y,
         size_t fit = (size_t)((w - 6) / 6.5);
         if (strlen(text) > fit)
             text[fit] = '\0';
-        svg_text(x0 + 3, y + 4, "start",
+        svg_text(x0 + 3, top + h / 2 + 3.5, "start",
                  c->kind >= K_READ && c->kind <= K_HANDOVER
                      ? "font-size='10' fill='white'"
                      : "font-size='10' fill='#222'",
@@ -678,13 +696,16 @@ static void draw(const char *title)
             }
         }
     }
-    for (size_t i = 0; i < ncalls; i++) {
-        const struct call *c = &calls[i];
-        if (c->lane < 0)
-            continue;
-        int d = lane_no[c->lane];
-        draw_call(&p, c, y0 + LANE_H * d + LANE_H / 2.0, d + 1);
-    }
+    /* The sleeps first, then the work over them. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < ncalls; i++) {
+            const struct call *c = &calls[i];
+            bool work = c->kind >= K_READ && c->kind <= K_HANDOVER;
+            if (c->lane < 0 || work != (pass == 1))
+                continue;
+            int d = lane_no[c->lane];
+            draw_call(&p, c, y0 + LANE_H * d + LANE_H / 2.0, d + 1);
+        }
     for (int m = 0; m < nmarks; m++) {
         double x = svg_px(&p, (marks[m].t - start_time));
         if (marks[m].t < start_time || marks[m].t > end_time)
@@ -741,6 +762,10 @@ int main(int argc, char **argv)
     while (fgets(line, sizeof line, f))
         parse_line(line);
     fclose(f);
+    /* A call the tracer never saw end: the exit cut it short. */
+    for (int i = 0; i < nlanes; i++)
+        if (lanes[i].pending)
+            add_call(&lanes[i], lanes[i].pending_t, lanes[i].pending_text);
     if (ncalls == 0)
         err_quit("%s: no system calls found", argv[optind]);
     if (start_time < 0)
