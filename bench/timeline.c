@@ -79,6 +79,7 @@ struct lane {
     int ncalls;
     double asleep, first, last;
     int waits, accepts, handwaits, reads, writes, handovers;
+    bool uring; /* it waits in io_uring_enter */
     bool served[MAX_CONNS];
     /* The first half of a call the tracer split, waiting for its end. */
     bool pending;
@@ -243,20 +244,17 @@ static enum kind classify(const char *name, int port, bool evfd, bool wake)
     return K_OTHER;
 }
 
-/* The descriptors a wait returned, from "data={u32=8," (epoll), "{fd=8,"
- * (poll) or "in [5 8]" (select) in rest, as connections. */
+/* The descriptors a wait returned, from "{fd=8," (poll) or "in [5 8]"
+ * (select) in rest, as connections. Not epoll's: its data={u32=...} is
+ * whatever the program stored there (a descriptor, an index, a pointer). */
 static void parse_ready(struct call *c, int tgid, const char *rest)
 {
-    static const char *const keys[] = {"u32=", "fd=", NULL};
-
     c->nready = 0;
-    for (int k = 0; keys[k]; k++)
-        for (const char *p = strstr(rest, keys[k]); p;
-             p = strstr(p + 1, keys[k])) {
-            int conn = fd_conn(tgid, atoi(p + strlen(keys[k])));
-            if (conn != NO_CONN && c->nready < MAX_READY)
-                c->ready[c->nready++] = conn;
-        }
+    for (const char *p = strstr(rest, "fd="); p; p = strstr(p + 1, "fd=")) {
+        int conn = fd_conn(tgid, atoi(p + 3));
+        if (conn != NO_CONN && c->nready < MAX_READY)
+            c->ready[c->nready++] = conn;
+    }
     const char *in = strstr(rest, "in [");
     if (in) {
         char *end;
@@ -457,6 +455,8 @@ static void clip_and_count(void)
                               NULL};
         if (count[c->kind])
             (*count[c->kind])++;
+        if (strcmp(c->name, "io_uring_enter") == 0)
+            l->uring = true;
         if (c->conn != NO_CONN &&
             (c->kind == K_READ || c->kind == K_WRITE || c->kind == K_ACCEPT))
             l->served[c->conn] = true;
@@ -472,7 +472,8 @@ static void lane_label(const struct lane *l, int i, char *buf, size_t size)
 {
     const char *role = l->name[0] ? l->name : "thread";
     if (i == 0)
-        role = l->waits     ? "main: event loop"
+        role = l->uring     ? "main: ring loop"
+               : l->waits   ? "main: event loop"
                : l->accepts ? "main: acceptor"
                             : "main";
     if (i == 0 && l->waits && turns)
@@ -585,8 +586,11 @@ static void draw_call(const struct svg_panel *p, const struct call *c, double y,
         }
         /* Cut to what fits, at about 6.5 px a character. */
         size_t fit = (size_t)((w - 6) / 6.5);
-        if (strlen(text) > fit)
+        if (strlen(text) > fit) {
+            while (fit > 0 && (text[fit] & 0xC0) == 0x80)
+                fit--; /* not inside a UTF-8 character */
             text[fit] = '\0';
+        }
         svg_text(x0 + 3, top + h / 2 + 3.5, "start",
                  c->kind >= K_READ && c->kind <= K_HANDOVER
                      ? "font-size='10' fill='white'"

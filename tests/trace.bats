@@ -67,7 +67,7 @@ lane_labels() { sed -nE "s/^<text [^>]*class='lane'>([^<]*)<.*/\1/p" "$1"; }
     [[ $(grep -cE '^worker [0-9]+$' <<<"$output") -eq 4 ]]
     # The thread that read the late client's lines, by the raw trace...
     port=$(cat "$OUT/late.txt")
-    tid=$(grep -E "^[0-9]+ +[0-9.]+ read\([0-9]+<TCP:\[[^]]*->[^]]*:$port\]>, \"late" \
+    tid=$(grep -E "^[0-9]+ +[0-9.]+ read\([0-9]+<TCP:\[[^]]*->[^]]*:$port\]>" \
         "$OUT/strace.txt" | awk '{ print $1 }' | sort -u)
     [[ $tid =~ ^[0-9]+$ ]] || fail "late client read by: '$tid'"
     # ... is the lane of every read and write drawn for it.
