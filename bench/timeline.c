@@ -73,17 +73,17 @@ struct call {
 };
 
 struct lane {
-    int tid, tgid;
-    bool process; /* started by fork(), not by pthread_create() */
-    char name[16];
-    int ncalls;
     double asleep, first, last;
+    double pending_t; /* when the pending call (below) started */
+    int tid, tgid;
+    int ncalls;
     int waits, accepts, handwaits, reads, writes, handovers;
-    bool uring; /* it waits in io_uring_enter */
-    bool served[MAX_CONNS];
+    bool process; /* started by fork(), not by pthread_create() */
+    bool uring;   /* it waits in io_uring_enter */
     /* The first half of a call the tracer split, waiting for its end. */
     bool pending;
-    double pending_t;
+    char name[16];
+    bool served[MAX_CONNS];
     char pending_text[1024];
 };
 
@@ -124,6 +124,21 @@ static void *grow(void *p, size_t *cap, size_t need, size_t size)
     if (p == NULL)
         err_sys("realloc");
     return p;
+}
+
+/* The number at p, in a trace that strace wrote: 0 where there is none. */
+static int int_at(const char *p)
+{
+    return (int)strtol(p, NULL, 10);
+}
+
+/* fopen(), or the end of the program with the reason. */
+static FILE *open_or_die(const char *path, const char *mode)
+{
+    FILE *f = fopen(path, mode);
+    if (f == NULL)
+        err_sys("%s", path);
+    return f;
 }
 
 static void copy_name(char *dst, size_t size, const char *src, size_t len)
@@ -206,7 +221,7 @@ static const char *parse_fd(const char *p, int *fd, int *port, bool *evfd)
         const char *colon = close;
         while (colon > arrow && *colon != ':')
             colon--;
-        *port = atoi(colon + 1);
+        *port = int_at(colon + 1);
     }
     return close ? close + 2 : end + 1;
 }
@@ -251,7 +266,7 @@ static void parse_ready(struct call *c, int tgid, const char *rest)
 {
     c->nready = 0;
     for (const char *p = strstr(rest, "fd="); p; p = strstr(p + 1, "fd=")) {
-        int conn = fd_conn(tgid, atoi(p + 3));
+        int conn = fd_conn(tgid, int_at(p + 3));
         if (conn != NO_CONN && c->nready < MAX_READY)
             c->ready[c->nready++] = conn;
     }
@@ -280,12 +295,51 @@ static void name_thread(struct lane *l, const char *call, const char *text)
     if (strcmp(call, "prctl") == 0 && strstr(text, "PR_SET_NAME, \""))
         name = strstr(text, "PR_SET_NAME, \"") + 14;
     if (strcmp(call, "write") == 0 && task && strstr(text, "/comm>, \"")) {
-        l = lane_of(atoi(task + 6));
+        l = lane_of(int_at(task + 6));
         name = strstr(text, "/comm>, \"") + 9;
     }
     const char *q = name ? strchr(name, '"') : NULL;
     if (q)
         copy_name(l->name, sizeof l->name, name, (size_t)(q - name));
+}
+
+static bool is_accept(const char *call)
+{
+    return strcmp(call, "accept") == 0 || strcmp(call, "accept4") == 0;
+}
+
+/* The result of an accept, "8<TCP:[...->...:5016]>": the descriptor now
+ * names that connection in l's process. Returns the client's port, or
+ * port when the result names none (EAGAIN). */
+static int accepted(const struct lane *l, const char *result, int port)
+{
+    int nfd, nport;
+    bool evfd;
+
+    if (parse_fd(result, &nfd, &nport, &evfd) && nport >= 0) {
+        fd_set_conn(l->tgid, nfd, conn_of_port(nport));
+        return nport;
+    }
+    return port;
+}
+
+/* A clone() or fork() that returned child: its lane, a thread of l's
+ * process or a process of its own, with a copy of the parent's fds. */
+static void started(const struct lane *l, const char *call, const char *text,
+                    int child)
+{
+    if (child <= 0 || (strncmp(call, "clone", 5) != 0 &&
+                       strcmp(call, "fork") != 0 && strcmp(call, "vfork") != 0))
+        return;
+    int tgid = l->tgid; /* lane_of() may add a lane; l stays where it is */
+    struct lane *cl = lane_of(child);
+    bool thread = strstr(text, "CLONE_THREAD") != NULL;
+    cl->tgid = thread ? tgid : child;
+    cl->process = !thread;
+    if (!thread)
+        for (size_t i = 0, n = nfdmaps; i < n; i++)
+            if (fdmaps[i].tgid == tgid)
+                fd_set_conn(child, fdmaps[i].fd, fdmaps[i].conn);
 }
 
 /* One whole call: "name(args) = result <duration>", started at t. */
@@ -302,40 +356,20 @@ static void add_call(struct lane *l, double t, const char *text)
     if (!parse_fd(paren + 1, &fd, &port, &evfd))
         fd = -1;
     /* The result: a new descriptor (accept), or a new thread or process
-     * (clone, fork). The result's own -yy text names the accepted socket. */
+     * (clone, fork). */
     const char *eq = strstr(text, ") = ");
     const char *result = eq ? eq + 4 : NULL;
-    if (result &&
-        (strcmp(c.name, "accept") == 0 || strcmp(c.name, "accept4") == 0)) {
-        int nfd, nport;
-        bool dummy;
-        if (parse_fd(result, &nfd, &nport, &dummy) && nport >= 0) {
-            port = nport;
-            fd_set_conn(l->tgid, nfd, conn_of_port(nport));
-        }
-    }
-    if (result &&
-        (strncmp(c.name, "clone", 5) == 0 || strcmp(c.name, "fork") == 0 ||
-         strcmp(c.name, "vfork") == 0)) {
-        int child = atoi(result);
-        if (child > 0) {
-            struct lane *cl = lane_of(child);
-            l = &lanes[c.lane]; /* lane_of() never moves lanes */
-            bool thread = strstr(text, "CLONE_THREAD") != NULL;
-            cl->tgid = thread ? l->tgid : child;
-            cl->process = !thread;
-            if (!thread) /* a child process starts with its parent's fds */
-                for (size_t i = 0, n = nfdmaps; i < n; i++)
-                    if (fdmaps[i].tgid == l->tgid)
-                        fd_set_conn(child, fdmaps[i].fd, fdmaps[i].conn);
-        }
-    }
+    bool accept = is_accept(c.name);
+    if (result && accept)
+        port = accepted(l, result, port);
+    if (result)
+        started(l, c.name, text, int_at(result));
     name_thread(l, c.name, text);
 
     c.kind = classify(c.name, port, evfd, strstr(text, "FUTEX_WAKE") != NULL);
     if (port >= 0) {
         c.conn = conn_of_port(port);
-        if (fd >= 0 && strcmp(c.name, "accept4") && strcmp(c.name, "accept"))
+        if (fd >= 0 && !accept)
             fd_set_conn(l->tgid, fd, c.conn);
     }
     if (c.kind == K_WAIT && result)
@@ -344,7 +378,8 @@ static void add_call(struct lane *l, double t, const char *text)
         fd_set_conn(l->tgid, fd, NO_CONN);
 
     const char *lt = strrchr(text, '<');
-    double dur = lt && isdigit((unsigned char)lt[1]) ? atof(lt + 1) : -1;
+    double dur =
+        lt && isdigit((unsigned char)lt[1]) ? strtod(lt + 1, NULL) : -1;
     c.t1 = dur >= 0 ? t + dur : -1; /* -1: ends when the trace ends */
     if (start_time < 0 && strstr(text, "\"listening on "))
         start_time = t;
@@ -392,18 +427,17 @@ static void parse_line(char *line)
 
 static void read_names(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    char line[256], name[64];
-    int tid;
+    FILE *f = open_or_die(path, "r");
+    char line[256], *name;
 
-    if (f == NULL)
-        err_sys("%s", path);
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "%d %63[^\n]", &tid, name) == 2)
-            for (int i = 0; i < nlanes; i++)
-                if (lanes[i].tid == tid && lanes[i].name[0] == '\0')
-                    copy_name(lanes[i].name, sizeof lanes[i].name, name,
-                              strlen(name));
+    while (fgets(line, sizeof line, f)) {
+        int tid = (int)strtol(line, &name, 10);
+        name += strspn(name, " ");
+        size_t len = strcspn(name, "\n");
+        for (int i = 0; i < nlanes; i++)
+            if (len > 0 && lanes[i].tid == tid && lanes[i].name[0] == '\0')
+                copy_name(lanes[i].name, sizeof lanes[i].name, name, len);
+    }
     fclose(f);
 }
 
@@ -417,15 +451,18 @@ static void forget_inherited_names(void)
 
 static void read_marks(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    char line[256];
+    FILE *f = open_or_die(path, "r");
+    char line[256], *label;
 
-    if (f == NULL)
-        err_sys("%s", path);
     while (nmarks < MAX_MARKS && fgets(line, sizeof line, f)) {
         struct mark *m = &marks[nmarks];
-        if (sscanf(line, "%lf %63[^\n]", &m->t, m->label) == 2)
+        m->t = strtod(line, &label);
+        label += strspn(label, " ");
+        size_t len = strcspn(label, "\n");
+        if (label != line && len > 0) {
+            copy_name(m->label, sizeof m->label, label, len);
             nmarks++;
+        }
     }
     fclose(f);
 }
@@ -526,7 +563,8 @@ static void draw_legend(double y)
     char text[80];
     for (int k = 0; k < NKINDS; k++) {
         /* Rows of three: the names are long. */
-        double lx = x + (k % 3) * 450, ly = y + (k / 3) * 17;
+        int col = k % 3, row = k / 3;
+        double lx = x + col * 450.0, ly = y + row * 17.0;
         printf("<rect x='%.1f' y='%.1f' width='14' height='11' "
                "fill='%s'/>\n",
                lx, ly - 10, kind_colour[k]);
@@ -749,7 +787,7 @@ int main(int argc, char **argv)
             marks_path = optarg;
             break;
         case 'l':
-            late_port = atoi(optarg);
+            late_port = int_at(optarg);
             break;
         case 's':
             summary = optarg;
@@ -760,9 +798,7 @@ int main(int argc, char **argv)
     }
     if (optind != argc - 1)
         usage();
-    FILE *f = fopen(argv[optind], "r");
-    if (f == NULL)
-        err_sys("%s", argv[optind]);
+    FILE *f = open_or_die(argv[optind], "r");
     while (fgets(line, sizeof line, f))
         parse_line(line);
     fclose(f);
@@ -785,9 +821,7 @@ int main(int argc, char **argv)
         if (lanes[i].ncalls > 0)
             drawn[ndrawn++] = i;
     if (summary) {
-        FILE *s = fopen(summary, "w");
-        if (s == NULL)
-            err_sys("%s", summary);
+        FILE *s = open_or_die(summary, "w");
         write_summary(s);
         if (fclose(s) != 0)
             err_sys("%s", summary);
