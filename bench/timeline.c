@@ -622,13 +622,12 @@ static void draw_call(const struct svg_panel *p, const struct call *c, double y,
         } else {
             snprintf(text, sizeof text, "%s %s", c->name, conn);
         }
-        /* Cut to what fits, at about 6.5 px a character. */
+        /* What does not fit (at about 6.5 px a character) shrinks to the
+         * call's name, or to nothing. */
         size_t fit = (size_t)((w - 6) / 6.5);
-        if (strlen(text) > fit) {
-            while (fit > 0 && (text[fit] & 0xC0) == 0x80)
-                fit--; /* not inside a UTF-8 character */
-            text[fit] = '\0';
-        }
+        if (strlen(text) > fit)
+            snprintf(text, sizeof text, "%s",
+                     strlen(c->name) <= fit ? c->name : "");
         svg_text(x0 + 3, top + h / 2 + 3.5, "start",
                  c->kind >= K_READ && c->kind <= K_HANDOVER
                      ? "font-size='10' fill='white'"
