@@ -70,6 +70,7 @@ struct call {
     int conn;             /* the connection it served, or NO_CONN */
     int ready[MAX_READY]; /* for a wait: connections it returned */
     int nready;
+    int fd; /* its first argument, a descriptor, or -1 */
 };
 
 struct lane {
@@ -366,6 +367,7 @@ static void add_call(struct lane *l, double t, const char *text)
         started(l, c.name, text, int_at(result));
     name_thread(l, c.name, text);
 
+    c.fd = fd;
     c.kind = classify(c.name, port, evfd, strstr(text, "FUTEX_WAKE") != NULL);
     if (port >= 0) {
         c.conn = conn_of_port(port);
@@ -641,15 +643,20 @@ static void draw_call(const struct svg_panel *p, const struct call *c, double y,
  * whether the trace shows such turns. */
 static bool has_turns(void)
 {
-    int first = -1;
-    for (size_t i = 0; i < ncalls; i++)
-        if (calls[i].lane >= 0 && strncmp(calls[i].name, "epoll_", 6) == 0 &&
-            calls[i].kind == K_WAIT) {
-            if (first == -1)
-                first = calls[i].lane;
-            else if (calls[i].lane != first)
+    for (size_t i = 0; i < ncalls; i++) {
+        const struct call *a = &calls[i];
+        if (a->lane < 0 || a->kind != K_WAIT || strncmp(a->name, "epoll_", 6))
+            continue;
+        /* Another thread of the same process, waiting on the same
+         * instance (10's loops each wait on their own: no turns). */
+        for (size_t j = i + 1; j < ncalls; j++) {
+            const struct call *b = &calls[j];
+            if (b->lane >= 0 && b->lane != a->lane && b->kind == K_WAIT &&
+                b->fd == a->fd && lanes[b->lane].tgid == lanes[a->lane].tgid &&
+                strncmp(b->name, "epoll_", 6) == 0)
                 return true;
         }
+    }
     return false;
 }
 
