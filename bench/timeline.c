@@ -645,7 +645,8 @@ static bool has_turns(void)
 {
     for (size_t i = 0; i < ncalls; i++) {
         const struct call *a = &calls[i];
-        if (a->lane < 0 || a->kind != K_WAIT || strncmp(a->name, "epoll_", 6))
+        if (a->lane < 0 || a->kind != K_WAIT ||
+            strncmp(a->name, "epoll_", 6) != 0)
             continue;
         /* Another thread of the same process, waiting on the same
          * instance (10's loops each wait on their own: no turns). */
