@@ -383,6 +383,8 @@ static void add_call(struct lane *l, double t, const char *text)
     double dur =
         lt && isdigit((unsigned char)lt[1]) ? strtod(lt + 1, NULL) : -1;
     c.t1 = dur >= 0 ? t + dur : -1; /* -1: ends when the trace ends */
+    if (strcmp(c.name, "exit_group") == 0 || strcmp(c.name, "exit") == 0)
+        c.t1 = t; /* it never returns, and takes no time worth drawing */
     if (start_time < 0 && strstr(text, "\"listening on "))
         start_time = t;
     if (c.t1 > end_time)
