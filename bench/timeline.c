@@ -67,6 +67,7 @@ struct call {
     double t0, t1;
     enum kind kind;
     char name[20];
+    char result[40];      /* what it returned: "17", "-1 EAGAIN ..." */
     int conn;             /* the connection it served, or NO_CONN */
     int ready[MAX_READY]; /* for a wait: connections it returned */
     int nready;
@@ -360,6 +361,12 @@ static void add_call(struct lane *l, double t, const char *text)
      * (clone, fork). */
     const char *eq = strstr(text, ") = ");
     const char *result = eq ? eq + 4 : NULL;
+    if (result) { /* up to the duration, " <0.000012>" */
+        size_t len = strcspn(result, "<");
+        while (len > 0 && result[len - 1] == ' ')
+            len--;
+        copy_name(c.result, sizeof c.result, result, len);
+    }
     bool accept = is_accept(c.name);
     if (result && accept)
         port = accepted(l, result, port);
@@ -590,7 +597,7 @@ static void draw_call(const struct svg_panel *p, const struct call *c, double y,
     double x0 = svg_px(p, (c->t0 - start_time));
     double x1 = svg_px(p, (c->t1 - start_time));
     double w = x1 - x0 < 2 ? 2 : x1 - x0;
-    char text[96], conn[32] = "";
+    char text[160], conn[32] = "";
 
     if (c->conn != NO_CONN)
         conn_label(c->conn, conn, sizeof conn);
@@ -606,8 +613,9 @@ static void draw_call(const struct svg_panel *p, const struct call *c, double y,
            x0, top, w, h, kind_colour[c->kind], kind_class[c->kind], lane_no,
            lanes[c->lane].tid, conn);
     printf("<title>");
-    snprintf(text, sizeof text, "%s %s: %.3f ms, at %.4f s", c->name, conn,
-             (c->t1 - c->t0) * 1000, (c->t0 - start_time));
+    snprintf(text, sizeof text, "%s %s= %s (%.3f ms, at %.4f s)", c->name, conn,
+             c->result[0] ? c->result : "?", (c->t1 - c->t0) * 1000,
+             c->t0 - start_time);
     svg_put_text(text);
     printf("</title></rect>\n");
     /* A triangle over the end of each call for the late client: which
