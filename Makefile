@@ -14,6 +14,9 @@
 #                      namespaces, tcpdump between them: scripts/netlab -h;
 #                      NETLAB_ARGS="-s reset 02-fork-server" picks the run
 #   make bench         every model under the same load: bench/results/
+#   make trace LESSON=NN-name   the server under strace while a few clients
+#                      talk, drawn thread by thread: build/trace/NN-name/
+#                      (scripts/trace -h)
 #   make format        reformat with .clang-format; make format-check checks
 #   make lint          clang-tidy (.clang-tidy) and cppcheck: scripts/lint
 #   make fuzz          libFuzzer over common/'s parsers, FUZZ_SECONDS each
@@ -78,8 +81,10 @@ TOOLS := $(BIN_DIR)/build/tools/peer $(BIN_DIR)/build/tools/bad-echo
 # tests/tools/no-uring.c. Built without the sanitizers, whose runtimes the
 # server brings.
 PRELOADS := $(BIN_DIR)/build/tools/no-uring.so
-# The benchmark: the load generator, and the chart drawer of bench/run.
-BENCH := $(BIN_DIR)/bench/echo-bench $(BIN_DIR)/bench/chart
+# The benchmark: the load generator, and the chart drawer of bench/run;
+# the timeline drawer of scripts/trace (make trace).
+BENCH := $(BIN_DIR)/bench/echo-bench $(BIN_DIR)/bench/chart \
+	$(BIN_DIR)/bench/timeline
 
 .PHONY: all test check valgrind tour bench lint format format-check clean test-programs
 all: $(PROGRAMS) $(BENCH)
@@ -117,6 +122,8 @@ $(BIN_DIR)/build/tools/bad-echo: $(OBJ_DIR)/tests/tools/bad-echo.o $(COMMON_OBJ)
 $(BIN_DIR)/bench/echo-bench: $(OBJ_DIR)/bench/echo-bench.o $(COMMON_OBJ)
 $(BIN_DIR)/bench/chart: $(OBJ_DIR)/bench/chart.o $(OBJ_DIR)/bench/svg.o $(COMMON_OBJ)
 $(BIN_DIR)/bench/chart: LDLIBS += -lm
+$(BIN_DIR)/bench/timeline: $(OBJ_DIR)/bench/timeline.o $(OBJ_DIR)/bench/svg.o $(COMMON_OBJ)
+$(BIN_DIR)/bench/timeline: LDLIBS += -lm
 
 test: test-programs
 	tests/run
@@ -172,6 +179,11 @@ netlab: all $(TOOLS)
 # runs the whole matrix.
 bench: all
 	FULL=$(FULL) bench/run
+
+# Who blocks where, thread by thread: scripts/trace.
+.PHONY: trace
+trace: all
+	BIN_DIR=$(BIN_DIR) scripts/trace $(LESSON)
 
 lint:
 	scripts/lint

@@ -187,6 +187,7 @@ static void start_workers(struct pool *pool, size_t n)
             errno = rc;
             err_sys("pthread_create");
         }
+        pthread_setname_np(tid, "worker"); /* ps -L and top -H show it */
     }
 }
 

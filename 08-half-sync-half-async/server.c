@@ -429,10 +429,10 @@ int main(int argc, char **argv)
             errno = rc; /* pthread functions return the error number */
             err_sys("pthread_create");
         }
+        pthread_setname_np(tid, "worker"); /* ps -L and top -H show it */
     }
     /* Announced once every thread runs: from here a test sees N + 1. */
     log_listening(listenfd);
-
     /* The I/O thread's life: 07's loop, until on_stop() ends it. */
     if (reactor_run(r) == -1)
         err_sys("epoll_wait");

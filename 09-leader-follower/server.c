@@ -292,6 +292,7 @@ int main(int argc, char **argv)
             errno = rc; /* pthread functions return the error number */
             err_sys("pthread_create");
         }
+        pthread_setname_np(tid, "worker"); /* ps -L and top -H show it */
     }
     log_listening(s.listenfd);  /* once all N run: tests count on it */
     worker_main(&s.workers[0]); /* never returns: a leader exits at the stop */

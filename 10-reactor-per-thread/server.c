@@ -283,12 +283,13 @@ int main(int argc, char **argv)
     if (reactor_watch(first, sigfd, RE_READ, on_stop, NULL) == -1)
         err_sys("watch the signalfd");
     for (long i = srv.dispatch == HANDOFF ? 0 : 1; i < srv.nloops; i++) {
-        int rc =
-            pthread_create(&(pthread_t){0}, NULL, loop_main, &srv.loops[i]);
+        pthread_t tid;
+        int rc = pthread_create(&tid, NULL, loop_main, &srv.loops[i]);
         if (rc != 0) {
             errno = rc; /* pthread functions return the error number */
             err_sys("pthread_create");
         }
+        pthread_setname_np(tid, "loop"); /* ps -L and top -H show it */
     }
     /* Announced once every thread runs: from here a test sees them all. */
     log_listening(listenfd);
