@@ -219,7 +219,7 @@ struct worker {
 
 /* The clock of the run, set by main() once every worker is connected. */
 static uint64_t t_measure, t_end;
-static pthread_barrier_t connected, go;
+static pthread_barrier_t connected, go, measured;
 
 static void watch(struct worker *w, struct bconn *c, int op, uint32_t events)
 {
@@ -482,6 +482,9 @@ static void *worker_main(void *arg)
         if (w->conns[i].fd != -1 && !w->conns[i].connecting)
             try_send(w, &w->conns[i], now_ns(), false);
     loop(w, t_end, false);
+    /* Nobody closes before main() has sampled the server: 02's children
+     * would exit, and take their CPU time with them until reaped. */
+    pthread_barrier_wait(&measured);
     /* The end: no new messages; collect what is owed, within the timeout. */
     loop(w, now_ns() + timeout, true);
     check_stalls(w, UINT64_MAX / 2);
@@ -1154,6 +1157,7 @@ static void run(const struct config *cfg, struct worker *ws, struct report *rp)
     sleep_until(t_end);
     if (rp->have_server)
         rp->have_server = sample_server(pid, &rp->after, false);
+    pthread_barrier_wait(&measured);
     for (long i = 0; i < cfg->threads; i++) {
         pthread_join(ws[i].tid, NULL);
         rp->total.msgs += ws[i].r.msgs;
@@ -1196,7 +1200,8 @@ int main(int argc, char **argv)
         start_self(&cfg);
     resolve(&cfg);
     if (pthread_barrier_init(&connected, NULL, (unsigned)cfg.threads + 1) ||
-        pthread_barrier_init(&go, NULL, (unsigned)cfg.threads + 1))
+        pthread_barrier_init(&go, NULL, (unsigned)cfg.threads + 1) ||
+        pthread_barrier_init(&measured, NULL, (unsigned)cfg.threads + 1))
         err_quit("pthread_barrier_init failed");
     struct worker *ws = calloc((size_t)cfg.threads, sizeof *ws);
     if (ws == NULL)
