@@ -205,6 +205,8 @@ static void fit(struct chart *c)
             for (int j = 0; j < s->n; j++) {
                 xlo = fmin(xlo, s->p[j].x);
                 xhi = fmax(xhi, s->p[j].x);
+                if (s->p[j].broke)
+                    continue; /* off the scale, it is drawn on its edge */
                 plo = fmin(plo, s->p[j].ylo);
                 phi = fmax(phi, s->p[j].yhi);
             }
@@ -259,6 +261,14 @@ static void draw_cross(const char *colour, double x, double y)
            x - 6, y - 6, colour);
 }
 
+/* Where y lands, kept inside the plot: a breaking point off the scale
+ * (the axes are fitted to the points that did not break) sits on its top
+ * edge, with its value written beside it. */
+static double py(const struct svg_panel *p, double y)
+{
+    return svg_py(p, fmax(fmin(y, p->y.hi), p->y.lo));
+}
+
 /* One line: its spread bars, the line up to its first breaking point, its
  * markers, and the cross. dx shifts it sideways a little, so that the bars
  * of lines that meet stay apart. */
@@ -278,22 +288,28 @@ static void draw_series(const struct svg_panel *p, const struct series *s,
         if (s->p[j].yhi > s->p[j].ylo)
             printf("<path d='M%.1f %.1fV%.1fM%.1f %.1fh6M%.1f %.1fh6' "
                    "stroke='%s' stroke-width='1.2' opacity='0.7'/>\n",
-                   x, svg_py(p, s->p[j].ylo), svg_py(p, s->p[j].yhi), x - 3,
-                   svg_py(p, s->p[j].ylo), x - 3, svg_py(p, s->p[j].yhi),
-                   st->colour);
+                   x, py(p, s->p[j].ylo), py(p, s->p[j].yhi), x - 3,
+                   py(p, s->p[j].ylo), x - 3, py(p, s->p[j].yhi), st->colour);
     }
     printf("<polyline fill='none' stroke='%s' stroke-width='2' "
            "stroke-dasharray='%s' points='",
            st->colour, *st->dash ? st->dash : "none");
     for (int j = 0; j <= last; j++)
-        printf("%.1f,%.1f ", svg_px(p, s->p[j].x) + dx, svg_py(p, s->p[j].y));
+        printf("%.1f,%.1f ", svg_px(p, s->p[j].x) + dx, py(p, s->p[j].y));
     printf("'/>\n");
     for (int j = 0; j <= last; j++) {
-        double x = svg_px(p, s->p[j].x) + dx, y = svg_py(p, s->p[j].y);
+        double x = svg_px(p, s->p[j].x) + dx, y = py(p, s->p[j].y);
         if (s->p[j].broke)
             draw_cross(st->colour, x, y);
         else
             draw_marker(st, x, y);
+        if (s->p[j].y > p->y.hi) {
+            char text[32];
+            snprintf(text, sizeof text,
+                     s->p[j].y >= 100 ? "\u2191 %.0f" : "\u2191 %.3g",
+                     s->p[j].y);
+            svg_text(x - 9, y + 4, "end", "", text);
+        }
     }
 }
 
