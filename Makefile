@@ -175,8 +175,9 @@ tour: all
 netlab: all $(TOOLS)
 	BIN_DIR=$(BIN_DIR) scripts/netlab $(NETLAB_ARGS)
 
-# The comparison of every model (bench/README.md): a few minutes; FULL=1
-# runs the whole matrix.
+# The comparison of every model, each beside the bare loop
+# (bench/README.md): under 10 minutes on 2 cores; FULL=1 runs the whole
+# matrix (10 000 connections, 4 KiB, churn, bulk; about an hour).
 bench: all
 	FULL=$(FULL) bench/run
 

@@ -12,21 +12,25 @@
  *       most BULK_WINDOW bytes unechoed per connection.
  *   churn (-m churn): connect, echo one message, close, again: connections
  *       per second, latency from connect() to the whole echo.
+ * -i adds idle connections, opened first and silent throughout: what
+ * select() and poll() pay for on every call, and epoll does not.
  * The run lasts -W seconds of warm-up, then -d seconds of measurement, then
  * at most -t seconds to collect the last echoes. A connection that makes no
  * progress for -t seconds is counted as stalled and dropped: a stalled
  * server is reported, never waited on for ever. Any error makes the exit
  * status 1.
  *
- * With --pid, the server's CPU time per message (its own and its
- * children's), its peak RSS, its RSS per connection and its thread and
- * process counts come from /proc. --self measures the ceiling instead: an
- * echo server forked from echo-bench, one thread per connection doing
- * nothing but read() and write(), over the same loopback TCP.
+ * With --pid, the server's CPU time per message (every thread's, and its
+ * children's, live or reaped), its peak RSS, its RSS per connection and its
+ * thread and process counts come from /proc. --self measures the ceiling
+ * instead: the bare loop, an echo server forked from echo-bench that does
+ * nothing but epoll_wait(), read() and send() on one thread, over the same
+ * loopback TCP (--self-cpu pins it as bench/run pins the lessons).
  *
  * Run it:  bench/echo-bench -p 9006 -c 100 -s 64 -d 5
  *          bench/echo-bench --self -c 100 -s 64 -d 5
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -44,7 +48,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -72,7 +75,7 @@ static const char *const error_names[] = {"mismatched", "short", "reset",
 struct config {
     const char *host;
     char port[8];
-    long conns, size, inflight, threads;
+    long conns, idle, size, inflight, threads;
     double warmup, duration, timeout;
     enum mode mode;
     pid_t server_pid;
@@ -216,7 +219,7 @@ struct worker {
 
 /* The clock of the run, set by main() once every worker is connected. */
 static uint64_t t_measure, t_end;
-static pthread_barrier_t connected, go;
+static pthread_barrier_t connected, go, measured;
 
 static void watch(struct worker *w, struct bconn *c, int op, uint32_t events)
 {
@@ -479,6 +482,9 @@ static void *worker_main(void *arg)
         if (w->conns[i].fd != -1 && !w->conns[i].connecting)
             try_send(w, &w->conns[i], now_ns(), false);
     loop(w, t_end, false);
+    /* Nobody closes before main() has sampled the server: 02's children
+     * would exit, and take their CPU time with them until reaped. */
+    pthread_barrier_wait(&measured);
     /* The end: no new messages; collect what is owed, within the timeout. */
     loop(w, now_ns() + timeout, true);
     check_stalls(w, UINT64_MAX / 2);
@@ -500,8 +506,42 @@ struct server_sample {
     long threads, procs;
 };
 
-/* Reads utime, stime, cutime, cstime (fields 14-17) of /proc/PID/stat. */
-static bool proc_cpu(pid_t pid, double *self, double *reaped, pid_t *ppid)
+/* The CPU seconds of every thread of pid, to the nanosecond, from the
+ * scheduler's own count (/proc/PID/task/TID/schedstat); -1 if the kernel
+ * keeps none. /proc/PID/stat's utime and stime come in clock ticks
+ * (10 ms): a hundred processes of 02 each rounding its time would be off
+ * by a second. */
+static double tasks_cpu(pid_t pid)
+{
+    char path[64];
+    double sum = -1;
+    struct dirent *e;
+
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        unsigned long long ns;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%.20s/schedstat", (int)pid,
+                 e->d_name);
+        FILE *f = fopen(path, "r");
+        /* NOLINTNEXTLINE(cert-err34-c): the kernel writes these numbers */
+        if (f != NULL && fscanf(f, "%llu", &ns) == 1)
+            sum = (sum < 0 ? 0 : sum) + (double)ns / 1e9;
+        if (f != NULL)
+            fclose(f);
+    }
+    if (d != NULL)
+        closedir(d);
+    return sum;
+}
+
+/* The CPU seconds of pid (tasks_cpu(), or utime + stime) and of its reaped
+ * children (cutime + cstime, fields 16-17 of /proc/PID/stat), and its
+ * parent; false if it is gone, or if parent is not 0 and not its parent. */
+static bool proc_cpu(pid_t pid, pid_t parent, double *self, double *reaped,
+                     pid_t *ppid)
 {
     char path[64], line[1024];
     unsigned long ut, st;
@@ -523,9 +563,13 @@ static bool proc_cpu(pid_t pid, double *self, double *reaped, pid_t *ppid)
                             &pp, &ut, &st, &cut, &cst) != 5)
         return false;
     double hz = (double)sysconf(_SC_CLK_TCK);
-    *self = (double)(ut + st) / hz;
-    *reaped = (double)(cut + cst) / hz;
     *ppid = pp;
+    if (parent != 0 && pp != parent)
+        return false; /* not a child: spare reading its threads */
+    *self = tasks_cpu(pid);
+    if (*self < 0)
+        *self = (double)(ut + st) / hz;
+    *reaped = (double)(cut + cst) / hz;
     return true;
 }
 
@@ -566,58 +610,162 @@ static long memory_kib(pid_t pid)
     return v >= 0 ? v : status_field(pid, "VmRSS");
 }
 
-static bool sample_server(pid_t pid, struct server_sample *s)
+/* The CPU seconds and PSS of pid's live children (02's), which are in
+ * neither its own times nor its cutime until they are reaped; adds them to
+ * s. /proc/PID/task/TID/children is not in every kernel (it needs
+ * CONFIG_PROC_CHILDREN), so every process's parent is read instead. */
+static void add_children(pid_t server, struct server_sample *s, bool memory)
 {
-    double self, reaped, cself, creaped;
-    pid_t ppid;
-    char path[64];
+    DIR *d = opendir("/proc");
+    struct dirent *e;
 
-    if (!proc_cpu(pid, &self, &reaped, &ppid))
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        double self, reaped;
+        pid_t child = (pid_t)strtol(e->d_name, NULL, 10), ppid;
+        if (child <= 0 || !proc_cpu(child, server, &self, &reaped, &ppid))
+            continue;
+        s->cpu += self + reaped;
+        if (memory)
+            s->rss_kib += memory_kib(child);
+        s->procs++;
+    }
+    if (d != NULL)
+        closedir(d);
+}
+
+/* The server's CPU seconds (its own, its reaped children's in cutime and
+ * cstime, its live children's), threads and processes; with memory, its
+ * PSS too, children included (slower: one file per child). */
+static bool sample_server(pid_t pid, struct server_sample *s, bool memory)
+{
+    double self, reaped;
+    pid_t ppid;
+
+    if (!proc_cpu(pid, 0, &self, &reaped, &ppid))
         return false;
     s->cpu = self + reaped;
-    s->rss_kib = memory_kib(pid);
+    s->rss_kib = memory ? memory_kib(pid) : 0;
     s->hwm_kib = status_field(pid, "VmHWM");
     s->threads = status_field(pid, "Threads");
     s->procs = 1;
-    /* Live children (02's): their CPU is not in cutime until reaped. */
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid,
-             (int)pid);
-    FILE *f = fopen(path, "r");
-    int child;
-    /* NOLINTNEXTLINE(cert-err34-c): the kernel writes these numbers */
-    while (f != NULL && fscanf(f, "%d", &child) == 1) {
-        if (proc_cpu(child, &cself, &creaped, &ppid)) {
-            s->cpu += cself + creaped;
-            s->rss_kib += memory_kib(child);
-            s->procs++;
-        }
-    }
-    if (f != NULL)
-        fclose(f);
+    add_children(pid, s, memory);
     return true;
 }
 
 /* ---- --self: the ceiling ------------------------------------------------ */
 
-static void *self_echo(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-    char buf[CHUNK];
-    ssize_t n;
+/* The bare loop: the least an event-driven echo server can do, so that every
+ * lesson reads as a ratio to it. One thread, one level-triggered epoll
+ * instance, and for each ready socket one read() of up to CHUNK bytes and
+ * one send() of what came. A short send keeps the rest in pending[fd] and
+ * waits for EPOLLOUT, reading nothing more from that client until it is
+ * gone: the only state a connection ever has. No stop, no statistics, no
+ * error message: the parent kills it. */
+struct pending {
+    size_t off, len;
+    char bytes[];
+};
 
-    while ((n = read(fd, buf, sizeof buf)) > 0)
-        if (writen(fd, buf, (size_t)n) == -1)
-            break;
+static void bare_close(int fd, struct pending **pending)
+{
+    free(pending[fd]);
+    pending[fd] = NULL;
     close(fd);
-    return NULL;
 }
 
-/* Forks the ceiling's server, listening before the fork so that the port
- * is known; sets cfg's host, port and server_pid. */
+/* Sends pending[fd]'s rest; back to EPOLLIN once it is all gone. */
+static void bare_flush(int epfd, int fd, struct pending **pending)
+{
+    struct pending *p = pending[fd];
+    ssize_t n = send(fd, p->bytes + p->off, p->len - p->off, MSG_NOSIGNAL);
+
+    if (n == -1 && errno != EAGAIN) {
+        bare_close(fd, pending);
+        return;
+    }
+    p->off += n > 0 ? (size_t)n : 0;
+    if (p->off == p->len) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        free(p);
+        pending[fd] = NULL;
+        if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == -1)
+            bare_close(fd, pending);
+    }
+}
+
+/* One read, one send; a short send keeps the rest. */
+static void bare_echo(int epfd, int fd, struct pending **pending, char *buf)
+{
+    ssize_t n = read(fd, buf, CHUNK), put;
+
+    if (n == -1 && errno == EAGAIN)
+        return;
+    if (n <= 0) {
+        bare_close(fd, pending);
+        return;
+    }
+    put = send(fd, buf, (size_t)n, MSG_NOSIGNAL);
+    if (put == -1 && errno != EAGAIN) {
+        bare_close(fd, pending);
+        return;
+    }
+    if (put == n)
+        return;
+    size_t done = put > 0 ? (size_t)put : 0;
+    struct pending *p = malloc(sizeof *p + (size_t)n - done);
+    if (p == NULL) {
+        bare_close(fd, pending);
+        return;
+    }
+    p->off = 0;
+    p->len = (size_t)n - done;
+    memcpy(p->bytes, buf + done, p->len);
+    pending[fd] = p;
+    struct epoll_event ev = {.events = EPOLLOUT, .data.fd = fd};
+    if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == -1)
+        bare_close(fd, pending);
+}
+
+static _Noreturn void bare_loop(int listenfd, long maxfd)
+{
+    static char buf[CHUNK];
+    struct epoll_event evs[MAX_EVENTS], ev = {.events = EPOLLIN};
+    struct pending **pending = calloc((size_t)maxfd, sizeof *pending);
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+    if (pending == NULL || epfd == -1)
+        err_sys("--self");
+    ev.data.fd = listenfd;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, listenfd, &ev) == -1)
+        err_sys("--self: epoll_ctl");
+    for (;;) {
+        int n = epoll_wait(epfd, evs, MAX_EVENTS, -1);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd != listenfd) {
+                if (pending[fd] != NULL)
+                    bare_flush(epfd, fd, pending);
+                else
+                    bare_echo(epfd, fd, pending, buf);
+                continue;
+            }
+            while ((fd = accept4(listenfd, NULL, NULL,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
+                ev.data.fd = fd;
+                if (fd >= maxfd || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev))
+                    close(fd); /* the parent will see it refused or short */
+            }
+        }
+    }
+}
+
+/* Forks the bare loop, listening before the fork so that the port is known;
+ * sets cfg's host, port and server_pid. */
 static void start_self(struct config *cfg)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
+    struct rlimit rl;
     int gai_err, listenfd;
 
     /* getsockname() fills ss, but clang-tidy 14's analyzer cannot see it
@@ -646,18 +794,9 @@ static void start_self(struct config *cfg)
         if (sched_setaffinity(0, sizeof set, &set) == -1)
             err_sys("--self-cpu %ld", cfg->self_cpu);
     }
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 128 * 1024);
-    for (;;) {
-        pthread_t tid;
-        int fd = accept4(listenfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd == -1)
-            continue; /* EMFILE and friends: the parent will see stalls */
-        if (pthread_create(&tid, &attr, self_echo, (void *)(intptr_t)fd) != 0)
-            close(fd);
-    }
+    if (set_nonblocking(listenfd) == -1 || getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        err_sys("--self");
+    bare_loop(listenfd, (long)rl.rlim_cur);
 }
 
 /* ---- the command line and the report ------------------------------------ */
@@ -668,8 +807,9 @@ static _Noreturn void usage(int status)
 
     fprintf(
         fp,
-        "usage: echo-bench [-H host] [-p port] [-c conns] [-s bytes] "
-        "[-P inflight] [-m pp|bulk|churn]\n"
+        "usage: echo-bench [-H host] [-p port] [-c conns] [-i idle] "
+        "[-s bytes]\n"
+        "                  [-P inflight] [-m pp|bulk|churn]\n"
         "                  [-d secs] [-W secs] [-t secs] [-T threads] "
         "[--pid PID] [--self] [--self-cpu N]\n"
         "                  [--label NAME] [--csv] [--csv-header] [-h]\n"
@@ -677,6 +817,8 @@ static _Noreturn void usage(int status)
         "  -H host        server address (default 127.0.0.1)\n"
         "  -p port        server port (default 9006)\n"
         "  -c conns       connections, or churn slots (default 10)\n"
+        "  -i idle        more connections, opened first, that stay silent "
+        "(default 0)\n"
         "  -s bytes       message size (default 64)\n"
         "  -P inflight    messages in flight per connection (default 1)\n"
         "  -m mode        pp: ping-pong/pipelined; bulk: MB/s; churn: "
@@ -686,7 +828,8 @@ static _Noreturn void usage(int status)
         "  -t secs        give up on an echo after this long (default 5)\n"
         "  -T threads     load threads, each with its own epoll (default 1)\n"
         "  --pid PID      report this server's CPU, RSS, threads, processes\n"
-        "  --self         measure the ceiling: an echo loop of our own\n"
+        "  --self         measure the ceiling: a bare epoll echo loop of our "
+        "own\n"
         "  --self-cpu N   pin the --self server to CPU N\n"
         "  --label NAME   the first column of --csv (default the address)\n"
         "  --csv          print one CSV line instead of the report\n"
@@ -697,7 +840,7 @@ static _Noreturn void usage(int status)
 }
 
 static const char csv_header[] =
-    "label,mode,conns,size,inflight,threads,seconds,messages,msg_per_s,"
+    "label,mode,conns,idle,size,inflight,threads,seconds,messages,msg_per_s,"
     "mb_per_s,p50_us,p90_us,p99_us,p999_us,max_us,errors,mismatched,short,"
     "reset,stalled,refused,cpu_us_per_msg,peak_rss_kib,rss_per_conn_b,"
     "server_threads,server_procs";
@@ -745,7 +888,7 @@ static void parse_args(int argc, char **argv, struct config *cfg)
     };
     int opt;
 
-    while ((opt = getopt_long(argc, argv, ":H:p:c:s:P:m:d:W:t:T:h", longs,
+    while ((opt = getopt_long(argc, argv, ":H:p:c:i:s:P:m:d:W:t:T:h", longs,
                               NULL)) != -1) {
         switch (opt) {
         case 'H':
@@ -757,6 +900,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
             break;
         case 'c':
             cfg->conns = number_arg(optarg, 1, 100000);
+            break;
+        case 'i':
+            cfg->idle = number_arg(optarg, 0, 100000);
             break;
         case 's':
             cfg->size = number_arg(optarg, 1, 1 << 24);
@@ -870,6 +1016,8 @@ static void print_human(const struct config *cfg, const struct report *rp)
            mode_names[cfg->mode]);
     if (cfg->mode == MODE_PINGPONG)
         printf(" (%ld in flight)", cfg->inflight);
+    if (cfg->idle > 0)
+        printf(", %ld idle", cfg->idle);
     printf(", %.1f s after %.1f s warm-up\n", cfg->duration, cfg->warmup);
     printf("throughput  %.0f %s/s  %.2f MB/s\n", (double)t->msgs / secs,
            cfg->mode == MODE_CHURN ? "conn" : "msg",
@@ -892,7 +1040,7 @@ static void print_human(const struct config *cfg, const struct report *rp)
                (int)cfg->server_pid,
                t->msgs ? cpu * 1e6 / (double)t->msgs : 0.0, rp->after.hwm_kib,
                (double)(rp->rss_conn_kib - rp->rss_idle_kib) * 1024 /
-                   (double)cfg->conns,
+                   (double)(cfg->conns + cfg->idle),
                rp->after.threads, rp->after.procs);
     }
 }
@@ -904,13 +1052,14 @@ static void print_csv(const struct config *cfg, const struct report *rp)
     double secs = cfg->duration, cpu = rp->after.cpu - rp->before.cpu;
     char where[HOST_PORT_LEN];
 
-    printf("%s,%s,%ld,%ld,%ld,%ld,%.3f,%" PRIu64 ",%.1f,%.3f,%.1f,%.1f,%.1f,"
+    printf("%s,%s,%ld,%ld,%ld,%ld,%ld,%.3f,%" PRIu64
+           ",%.1f,%.3f,%.1f,%.1f,%.1f,"
            "%.1f,%.1f,%" PRIu64,
            cfg->label ? cfg->label
                       : host_port(cfg->host, cfg->port, where, sizeof where),
            cfg->mode == MODE_PINGPONG ? "pp" : mode_names[cfg->mode],
-           cfg->conns, cfg->size, cfg->inflight, cfg->threads, secs, t->msgs,
-           (double)t->msgs / secs, (double)t->bytes / secs / 1e6,
+           cfg->conns, cfg->idle, cfg->size, cfg->inflight, cfg->threads, secs,
+           t->msgs, (double)t->msgs / secs, (double)t->bytes / secs / 1e6,
            (double)hist_quantile(h, 0.50) / 1e3,
            (double)hist_quantile(h, 0.90) / 1e3,
            (double)hist_quantile(h, 0.99) / 1e3,
@@ -922,10 +1071,51 @@ static void print_csv(const struct config *cfg, const struct report *rp)
         printf(",%.3f,%ld,%.0f,%ld,%ld\n",
                t->msgs ? cpu * 1e6 / (double)t->msgs : 0.0, rp->after.hwm_kib,
                (double)(rp->rss_conn_kib - rp->rss_idle_kib) * 1024 /
-                   (double)cfg->conns,
+                   (double)(cfg->conns + cfg->idle),
                rp->after.threads, rp->after.procs);
     else
         printf(",,,,,\n");
+}
+
+/* Opens the -i idle connections, blocking, and has each echo one byte, so
+ * that the server has accepted and registered every one before the clock
+ * starts; then they stay silent. What select() and poll() pay for. A
+ * connection that fails counts as refused (or stalled, without its echo)
+ * and is closed. Returns the descriptors (-1 for a failed one). */
+static int *open_idle(const struct config *cfg, struct report *rp)
+{
+    struct timeval tv = {
+        .tv_sec = (time_t)cfg->timeout,
+        .tv_usec =
+            (suseconds_t)((cfg->timeout - (double)(time_t)cfg->timeout) * 1e6)};
+    int *fds = calloc((size_t)cfg->idle + 1, sizeof *fds);
+    char byte = 'i';
+
+    if (fds == NULL)
+        err_sys("calloc");
+    for (long i = 0; i < cfg->idle; i++) {
+        fds[i] = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fds[i] == -1)
+            err_sys("socket");
+        if (setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == -1 ||
+            connect(fds[i], (const struct sockaddr *)&cfg->addr,
+                    cfg->addrlen) == -1 ||
+            send(fds[i], &byte, 1, MSG_NOSIGNAL) != 1) {
+            rp->total.errors[ERR_REFUSED]++;
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    for (long i = 0; i < cfg->idle; i++) {
+        if (fds[i] != -1 && (read(fds[i], &byte, 1) != 1 || byte != 'i')) {
+            rp->total.errors[ERR_STALL]++;
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    for (int k = 0; k < NERRORS; k++)
+        rp->errors += rp->total.errors[k];
+    return fds;
 }
 
 /* Runs the workers through connect, warm-up, measurement and the end. */
@@ -933,8 +1123,9 @@ static void run(const struct config *cfg, struct worker *ws, struct report *rp)
 {
     pid_t pid = cfg->server_pid;
 
-    rp->have_server = pid > 0 && sample_server(pid, &rp->before);
+    rp->have_server = pid > 0 && sample_server(pid, &rp->before, true);
     rp->rss_idle_kib = rp->before.rss_kib;
+    int *idle = open_idle(cfg, rp);
     for (long i = 0, first = 0; i < cfg->threads; i++) {
         struct worker *w = &ws[i];
         w->cfg = cfg;
@@ -956,16 +1147,17 @@ static void run(const struct config *cfg, struct worker *ws, struct report *rp)
     uint64_t start = now_ns();
     t_measure = start + (uint64_t)(cfg->warmup * NS_PER_S);
     t_end = t_measure + (uint64_t)(cfg->duration * NS_PER_S);
-    if (rp->have_server && sample_server(pid, &rp->before))
+    if (rp->have_server && sample_server(pid, &rp->before, true))
         rp->rss_conn_kib = rp->before.rss_kib;
     pthread_barrier_wait(&go);
 
     sleep_until(t_measure);
     if (rp->have_server)
-        rp->have_server = sample_server(pid, &rp->before);
+        rp->have_server = sample_server(pid, &rp->before, false);
     sleep_until(t_end);
     if (rp->have_server)
-        rp->have_server = sample_server(pid, &rp->after);
+        rp->have_server = sample_server(pid, &rp->after, false);
+    pthread_barrier_wait(&measured);
     for (long i = 0; i < cfg->threads; i++) {
         pthread_join(ws[i].tid, NULL);
         rp->total.msgs += ws[i].r.msgs;
@@ -977,6 +1169,10 @@ static void run(const struct config *cfg, struct worker *ws, struct report *rp)
         }
         free(ws[i].conns);
     }
+    for (long i = 0; i < cfg->idle; i++)
+        if (idle[i] != -1)
+            close(idle[i]);
+    free(idle);
 }
 
 int main(int argc, char **argv)
@@ -1004,7 +1200,8 @@ int main(int argc, char **argv)
         start_self(&cfg);
     resolve(&cfg);
     if (pthread_barrier_init(&connected, NULL, (unsigned)cfg.threads + 1) ||
-        pthread_barrier_init(&go, NULL, (unsigned)cfg.threads + 1))
+        pthread_barrier_init(&go, NULL, (unsigned)cfg.threads + 1) ||
+        pthread_barrier_init(&measured, NULL, (unsigned)cfg.threads + 1))
         err_quit("pthread_barrier_init failed");
     struct worker *ws = calloc((size_t)cfg.threads, sizeof *ws);
     if (ws == NULL)

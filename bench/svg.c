@@ -70,6 +70,21 @@ void svg_axis_fit(struct svg_axis *a, double lo, double hi)
     }
 }
 
+void svg_axis_fit_close(struct svg_axis *a, double hi)
+{
+    static const double steps[] = {1, 2, 2.5, 5, 10};
+    double want = hi > 0 && isfinite(hi) ? hi / 5 : 0.2;
+    double scale = pow(10, floor(log10(want)));
+
+    a->log = false;
+    a->lo = 0;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        a->hi = 5 * steps[i] * scale;
+        if (steps[i] * scale >= want * (1 - 1e-9))
+            break;
+    }
+}
+
 /* Where value v lands between 0 and 1 along the axis. */
 static double frac(const struct svg_axis *a, double v)
 {

@@ -39,6 +39,12 @@ void svg_text(double x, double y, const char *anchor, const char *extra,
  * multiple of a power of ten on a linear one. */
 void svg_axis_fit(struct svg_axis *a, double lo, double hi);
 
+/* Widens [0, hi] on a linear axis to five steps of 1, 2, 2.5 or 5 times a
+ * power of ten, so that the top is close to the data and every tick (see
+ * svg_axis_x) a round number: 0-115 000 becomes 0-125 000 in steps of
+ * 25 000, where svg_axis_fit would give 0-200 000. */
+void svg_axis_fit_close(struct svg_axis *a, double hi);
+
 /* Where a value lands, in pixels, in the panel. */
 double svg_px(const struct svg_panel *p, double x);
 double svg_py(const struct svg_panel *p, double y);

@@ -99,3 +99,59 @@ field() { # field NAME: a column of the CSV line in $output, by header name
     assert_success
     assert_line --index 0 --partial "usage: echo-bench"
 }
+
+@test "echo-bench: -i opens idle connections the server holds, and counts them in the memory per connection" {
+    start_server 06-epoll-lt-et -q
+    run --separate-stderr timeout 60 "$BENCH" -p "$PORT" --pid "$SERVER_PID" \
+        -c 2 -i 50 -W 0 -d 0.3 --csv
+    assert_success
+    [[ $(field errors) == 0 && $(field idle) == 50 && $(field conns) == 2 ]]
+}
+
+@test "echo-bench: --self is one thread that echoes bulk and ping-pong, its CPU counted" {
+    local mode
+    for mode in pp bulk; do
+        run --separate-stderr timeout 60 "$BENCH" --self -m "$mode" -c 3 \
+            -s 65536 -W 0 -d 0.3 --csv
+        assert_success
+        [[ $(field errors) == 0 && $(field server_threads) == 1 ]]
+        awk -v c="$(field cpu_us_per_msg)" 'BEGIN { exit !(c > 0) }'
+    done
+}
+
+@test "echo-bench: 02's CPU counts its children's" {
+    start_server 02-fork-server -q
+    run --separate-stderr timeout 60 "$BENCH" -p "$PORT" --pid "$SERVER_PID" \
+        -c 3 -W 0 -d 0.3 --csv
+    assert_success
+    [[ $(field server_procs) == 4 ]]
+    awk -v c="$(field cpu_us_per_msg)" 'BEGIN { exit !(c > 0) }'
+}
+
+# quoted_figures README: "figure<TAB>label|mode|conns|idle|size|inflight<TAB>
+# column" for each figure of the README's results section marked with
+# <!-- csv ROW COLUMN --> right after it.
+quoted_figures() {
+    sed -n '/^## The latest run/,/^## /p' "$1" |
+        grep -oE '[0-9][0-9.]*<!-- csv [^>]* [a-z0-9_]+ -->' |
+        sed -E 's/^([0-9.]+)<!-- csv (.*) ([a-z0-9_]+) -->$/\1\t\2\t\3/'
+}
+
+@test "bench/README: every figure of the results section is the named column of results.csv" {
+    local readme=$ROOT/bench/README.md csv=$ROOT/bench/results/results.csv
+    local figure row column want n=0 decimals
+    while IFS=$'\t' read -r figure row column; do
+        n=$((n + 1))
+        want=$(awk -F, -v row="$row" -v col="$column" '
+            NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+            $c["label"] "|" $c["mode"] "|" $c["conns"] "|" $c["idle"] "|" \
+                $c["size"] "|" $c["inflight"] == row && (col in c) { print $c[col] }' "$csv")
+        [[ -n $want ]] || fail "README quotes $figure as $row $column: no such row or column"
+        decimals=0
+        [[ $figure == *.* ]] && decimals=$((${#figure} - $(expr index "$figure" .)))
+        want=$(awk -v v="$want" -v d="$decimals" 'BEGIN { printf "%.*f", d, v }')
+        [[ $figure == "$want" ]] || fail "README quotes $figure for $row $column; results.csv says $want"
+    done < <(quoted_figures "$readme")
+    # The section quotes figures, and each is checked.
+    ((n >= 10)) || fail "only $n marked figures in the results section"
+}
