@@ -21,8 +21,22 @@
  * ask getsockname() which port it chose. */
 int tcp_listen(const char *host, const char *port, int backlog, int *gai_err);
 
+/* The same with SO_RCVBUF set to rcvbuf bytes (0: the system's default)
+ * before listen(): the connections it accepts inherit the size, and the
+ * window scale offered in the handshake is chosen from it, so it must be
+ * set before the first SYN, on the listener. Linux doubles the value
+ * (half of it is for its own bookkeeping) and reports the double. */
+int tcp_listen_rcvbuf(const char *host, const char *port, int backlog,
+                      int rcvbuf, int *gai_err);
+
 /* A socket connected to host:port (close-on-exec), trying each address. */
 int tcp_connect(const char *host, const char *port, int *gai_err);
+
+/* A UDP socket connected to host:port (close-on-exec). No packet leaves:
+ * connect() only fixes where send() goes, and from whom recv() accepts
+ * datagrams -- and lets the kernel report an ICMP "port unreachable" for
+ * that address as ECONNREFUSED on the next call. */
+int udp_connect(const char *host, const char *port, int *gai_err);
 
 /* Writes "127.0.0.1:9001" or "[::1]:9001" into buf and returns buf. */
 char *sock_ntop(const struct sockaddr *sa, socklen_t salen, char *buf,

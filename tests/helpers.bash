@@ -122,7 +122,7 @@ start_server() {
         return 1
     fi
     line=$(grep -m1 '^listening on ' "$SERVER_LOG")
-    SERVER_ADDR=$(sed -E 's/^listening on (.*) \(pid [0-9]+\)$/\1/' <<<"$line")
+    SERVER_ADDR=$(sed -E 's/^listening on (.*) \((udp, )?pid [0-9]+\)$/\1/' <<<"$line")
     PORT=${SERVER_ADDR##*:}
 }
 
