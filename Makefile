@@ -53,13 +53,17 @@ $(BIN_DIR)/$(1)/server: $$(call obj,$(1)/server.c $$($(1)_SHARED) $$($(1)_BORROW
 $(BIN_DIR)/$(1)/client: $$(call obj,$(1)/client.c $$($(1)_SHARED)) $$(COMMON_OBJ)
 PROGRAMS += $(BIN_DIR)/$(1)/server $(BIN_DIR)/$(1)/client
 endef
-# Each lesson stands alone, with one exception: 08's server is built on
-# 07's reactor and connection layer, unchanged, so that its server.c holds
-# only what 08 adds (the queues and the workers; see its lab sheet). It
-# links 07's reactor.c, demux_*.c and tcp.c, and sees their headers.
+# Each lesson stands alone, with one exception: the servers of 08 and 10
+# are built on 07's reactor and connection layer, unchanged, so that their
+# server.c holds only what the lesson adds (08's queues and workers, 10's
+# loops, one per thread; see their lab sheets). They link 07's reactor.c,
+# demux_*.c and tcp.c, and see their headers.
 08-half-sync-half-async_BORROWS := $(filter-out %/server.c %/client.c,\
 	$(wildcard 07-reactor/*.c))
 $(OBJ_DIR)/08-half-sync-half-async/server.o: ALL_CFLAGS += -I07-reactor
+10-reactor-per-thread_BORROWS := $(filter-out %/server.c %/client.c,\
+	$(wildcard 07-reactor/*.c))
+$(OBJ_DIR)/10-reactor-per-thread/server.o: ALL_CFLAGS += -I07-reactor
 $(foreach l,$(LESSONS),$(eval $(call lesson_rules,$(l))))
 
 # Test programs: the common/ unit tests, built twice -- the second time

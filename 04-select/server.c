@@ -205,6 +205,16 @@ static int on_option(int key, const char *arg, void *ctx)
     return -1;
 }
 
+/* tcp_listen_with()'s step before bind(): SO_RCVBUF on the listener.
+ * Linux doubles the value (half is for its own bookkeeping) and reports
+ * the double. */
+static int set_rcvbuf(int fd, void *arg)
+{
+    int size = (int)*(long *)arg;
+
+    return setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+}
+
 int main(int argc, char **argv)
 {
     static const struct program_info pi = {
@@ -229,8 +239,9 @@ int main(int argc, char **argv)
     /* SO_RCVBUF goes on the listener before listen(): the window scale
      * is agreed in the handshake, from the buffer's size, and each
      * accepted connection inherits the listener's buffer. */
-    s.listenfd = tcp_listen_rcvbuf(opt.host, opt.port, LISTEN_BACKLOG,
-                                   (int)set.rcvbuf, &gai_err);
+    s.listenfd = tcp_listen_with(opt.host, opt.port, LISTEN_BACKLOG,
+                                 set.rcvbuf > 0 ? set_rcvbuf : NULL,
+                                 &set.rcvbuf, &gai_err);
     if (s.listenfd == -1)
         err_listen(&opt, gai_err);
     if (set_nonblocking(s.listenfd) == -1)

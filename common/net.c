@@ -42,11 +42,11 @@ static int close_keep_errno(int fd)
 
 int tcp_listen(const char *host, const char *port, int backlog, int *gai_err)
 {
-    return tcp_listen_rcvbuf(host, port, backlog, 0, gai_err);
+    return tcp_listen_with(host, port, backlog, NULL, NULL, gai_err);
 }
 
-int tcp_listen_rcvbuf(const char *host, const char *port, int backlog,
-                      int rcvbuf, int *gai_err)
+int tcp_listen_with(const char *host, const char *port, int backlog,
+                    int (*prepare)(int fd, void *arg), void *arg, int *gai_err)
 {
     struct addrinfo *res =
         resolve(host, port, SOCK_STREAM, AI_PASSIVE, gai_err);
@@ -59,8 +59,7 @@ int tcp_listen_rcvbuf(const char *host, const char *port, int backlog,
         if (fd == -1)
             continue;
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
-            (rcvbuf == 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-                                       sizeof rcvbuf) == 0) &&
+            (prepare == NULL || prepare(fd, arg) == 0) &&
             bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
             listen(fd, backlog) == 0)
             break;

@@ -21,13 +21,11 @@
  * ask getsockname() which port it chose. */
 int tcp_listen(const char *host, const char *port, int backlog, int *gai_err);
 
-/* The same with SO_RCVBUF set to rcvbuf bytes (0: the system's default)
- * before listen(): the connections it accepts inherit the size, and the
- * window scale offered in the handshake is chosen from it, so it must be
- * set before the first SYN, on the listener. Linux doubles the value
- * (half of it is for its own bookkeeping) and reports the double. */
-int tcp_listen_rcvbuf(const char *host, const char *port, int backlog,
-                      int rcvbuf, int *gai_err);
+/* tcp_listen() with one step of the caller's between socket() and bind():
+ * prepare(fd, arg) sets what must be set before bind() or listen() (for
+ * example SO_REUSEPORT, or SO_RCVBUF) and returns 0, or -1 with errno. */
+int tcp_listen_with(const char *host, const char *port, int backlog,
+                    int (*prepare)(int fd, void *arg), void *arg, int *gai_err);
 
 /* A socket connected to host:port (close-on-exec), trying each address. */
 int tcp_connect(const char *host, const char *port, int *gai_err);
