@@ -39,17 +39,6 @@ setup() {
     stop_while_busy 16
 }
 
-# capture_start FILTER: tcpdump on lo, line-buffered into $CAPTURE, once
-# it is listening; skipped where it cannot run (not root, no tcpdump).
-capture_start() {
-    command -v tcpdump >/dev/null || skip "tcpdump not installed"
-    ((EUID == 0)) || skip "tcpdump needs root"
-    CAPTURE=$BATS_TEST_TMPDIR/capture.txt
-    spawn "$CAPTURE" "$BATS_TEST_TMPDIR/tcpdump.err" \
-        tcpdump -l -n -i lo "$@"
-    wait_for 20 log_has "$BATS_TEST_TMPDIR/tcpdump.err" '^listening on lo'
-}
-
 @test "04-select: --linger 0 closes with RST: the client reads ECONNRESET, tcpdump shows [R.]" {
     start_server "$LESSON" --linger 0
     capture_start "tcp src port $PORT and tcp[tcpflags] & (tcp-rst|tcp-fin) != 0"
