@@ -59,9 +59,9 @@ static int listen_on(const char *host, const char *port, bool reuseaddr,
     int listenfd, rc;
 
     memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC; /* "127.0.0.1" gives IPv4, "::1" IPv6 */
-    hints.ai_socktype = socktype;
-    hints.ai_flags = AI_PASSIVE; /* an address to bind, not to connect */
+    hints.ai_family = AF_UNSPEC;  /* "127.0.0.1" gives IPv4, "::1" IPv6 */
+    hints.ai_socktype = socktype; /* SOCK_STREAM: TCP; SOCK_DGRAM: UDP */
+    hints.ai_flags = AI_PASSIVE;  /* an address to bind, not to connect */
     rc = getaddrinfo(host, port, &hints, &res);
     if (rc == EAI_SYSTEM)
         err_sys("cannot resolve %s", host);
