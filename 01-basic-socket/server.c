@@ -16,6 +16,8 @@
  *
  * Run it:  ./01-basic-socket/server            (Ctrl-C to stop)
  *          printf 'hello\n' | nc -N 127.0.0.1 9001
+ *          ./01-basic-socket/server -u         (UDP: echo_datagrams())
+ *          printf 'hello\n' | nc -u -W 1 127.0.0.1 9001
  */
 #include <errno.h>
 #include <netdb.h>
@@ -38,11 +40,18 @@ enum { LISTEN_BACKLOG = 128 };
 /* One connection at a time, so one buffer, on the stack of echo(). */
 enum { ECHO_BUFSIZE = 16384 };
 
+/* The largest UDP payload is 65507 bytes over IPv4 (65527 over IPv6): a
+ * buffer this size holds any datagram whole. */
+enum { DATAGRAM_BUFSIZE = 65536 };
+
 /* The whole server-side call sequence, spelled out once:
  * getaddrinfo -> socket -> setsockopt -> bind -> listen.
  * (common/net.c packages it as tcp_listen() for the later lessons; it also
- * tries every address getaddrinfo() returns, where this takes the first.) */
-static int listen_on(const char *host, const char *port, bool reuseaddr)
+ * tries every address getaddrinfo() returns, where this takes the first.)
+ * socktype is SOCK_STREAM for TCP, or SOCK_DGRAM for UDP, which has no
+ * connections to listen for: there, bind() is the last step. */
+static int listen_on(const char *host, const char *port, bool reuseaddr,
+                     int socktype)
 {
     struct addrinfo hints, *res;
     char where[SOCK_NTOP_LEN];
@@ -50,9 +59,9 @@ static int listen_on(const char *host, const char *port, bool reuseaddr)
     int listenfd, rc;
 
     memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;     /* "127.0.0.1" gives IPv4, "::1" IPv6 */
-    hints.ai_socktype = SOCK_STREAM; /* TCP */
-    hints.ai_flags = AI_PASSIVE;     /* an address to bind, not to connect */
+    hints.ai_family = AF_UNSPEC;  /* "127.0.0.1" gives IPv4, "::1" IPv6 */
+    hints.ai_socktype = socktype; /* SOCK_STREAM: TCP; SOCK_DGRAM: UDP */
+    hints.ai_flags = AI_PASSIVE;  /* an address to bind, not to connect */
     rc = getaddrinfo(host, port, &hints, &res);
     if (rc == EAI_SYSTEM)
         err_sys("cannot resolve %s", host);
@@ -75,7 +84,7 @@ static int listen_on(const char *host, const char *port, bool reuseaddr)
 
     if (bind(listenfd, res->ai_addr, res->ai_addrlen) == -1)
         err_sys("cannot listen on %s: bind", where);
-    if (listen(listenfd, LISTEN_BACKLOG) == -1)
+    if (socktype == SOCK_STREAM && listen(listenfd, LISTEN_BACKLOG) == -1)
         err_sys("cannot listen on %s: listen", where);
 
     freeaddrinfo(res);
@@ -112,17 +121,69 @@ static unsigned long long echo(int connfd, const char *peer,
     return total;
 }
 
-enum { OPT_NO_REUSEADDR = 256 };
+/* UDP: each recvfrom() takes one whole datagram, and one sendto() sends
+ * it back to whoever sent it. There is no connection, so no accept(), no
+ * per-client descriptor, no end of a client: the one socket serves every
+ * sender, one datagram at a time, until the stop. Only bufsize bytes of
+ * each are kept (--udp-buffer): the kernel discards the rest, and the
+ * flag MSG_TRUNC makes recvfrom() return the datagram's real length. */
+static _Noreturn void echo_datagrams(int sockfd, size_t bufsize,
+                                     struct served *totals)
+{
+    char buf[DATAGRAM_BUFSIZE];
+
+    for (;;) {
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof from;
+        char peer[SOCK_NTOP_LEN];
+        ssize_t n = recvfrom(sockfd, buf, bufsize, MSG_TRUNC,
+                             (struct sockaddr *)&from, &fromlen);
+
+        if (n == -1)
+            err_sys("recvfrom");
+        sock_ntop((struct sockaddr *)&from, fromlen, peer, sizeof peer);
+        atomic_fetch_add(&totals->conns, 1);
+        if ((size_t)n > bufsize) {
+            logmsg("truncated a datagram from %s: %zd bytes, %zu kept", peer, n,
+                   bufsize);
+            n = (ssize_t)bufsize;
+        }
+        /* A datagram goes whole or not at all: no writen() loop. If the
+         * sender has gone, nobody is told here (an ICMP error reaches
+         * only a connected socket): the datagram is simply lost. */
+        if (sendto(sockfd, buf, (size_t)n, 0, (struct sockaddr *)&from,
+                   fromlen) == -1) {
+            err_ret("sendto %s", peer);
+            continue;
+        }
+        atomic_fetch_add(&totals->bytes, (unsigned long long)n);
+    }
+}
+
+enum { OPT_NO_REUSEADDR = 256, OPT_UDP_BUFFER };
+
+struct settings {
+    bool reuseaddr; /* --no-reuseaddr clears it */
+    int socktype;   /* -u: SOCK_DGRAM */
+    long udp_bufsize;
+};
 
 static int on_option(int key, const char *arg, void *ctx)
 {
-    bool *reuseaddr = ctx;
+    struct settings *set = ctx;
 
-    (void)arg;
-    if (key != OPT_NO_REUSEADDR)
+    switch (key) {
+    case OPT_NO_REUSEADDR:
+        set->reuseaddr = false;
+        return 0;
+    case 'u':
+        set->socktype = SOCK_DGRAM;
+        return 0;
+    case OPT_UDP_BUFFER:
+        return parse_number(arg, 1, DATAGRAM_BUFSIZE, &set->udp_bufsize);
+    default:
         return -1;
-    *reuseaddr = false;
-    return 0;
+    }
 }
 
 int main(int argc, char **argv)
@@ -133,19 +194,28 @@ int main(int argc, char **argv)
     static const struct lesson_option options[] = {
         {OPT_NO_REUSEADDR, "no-reuseaddr", NULL,
          "demonstration: bind without SO_REUSEADDR"},
+        {'u', NULL, NULL, "UDP: echo each datagram to its sender"},
+        {OPT_UDP_BUFFER, "udp-buffer", "N",
+         "UDP: keep N bytes of each datagram (MSG_TRUNC)"},
         {0, NULL, NULL, NULL},
     };
     static struct served totals; /* read by the stop handler */
     struct net_options opt;
-    bool reuseaddr = true;
+    struct settings set = {true, SOCK_STREAM, DATAGRAM_BUFSIZE};
     int listenfd;
 
-    parse_server_options(argc, argv, &pi, &opt, options, on_option, &reuseaddr);
+    parse_server_options(argc, argv, &pi, &opt, options, on_option, &set);
+    if (set.socktype == SOCK_DGRAM)
+        totals.counted = "datagrams";
     /* The stop, way (a) of common/signals.h: SIGINT or SIGTERM runs a
      * handler that prints the totals and exits, wherever the server is
      * asleep. Exit closes the sockets; the kernel tells the client. */
     stop_by_handler(&totals, NULL);
-    listenfd = listen_on(opt.host, opt.port, reuseaddr);
+    listenfd = listen_on(opt.host, opt.port, set.reuseaddr, set.socktype);
+    if (set.socktype == SOCK_DGRAM) {
+        log_listening(listenfd); /* "(udp, pid N)" */
+        echo_datagrams(listenfd, (size_t)set.udp_bufsize, &totals);
+    }
     if (spare_fd_reserve() == -1)
         err_sys("open spare descriptor");
     log_listening(listenfd);

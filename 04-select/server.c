@@ -21,8 +21,11 @@
  *
  * Run it:  ./04-select/server            (Ctrl-C to stop)
  *          printf 'hello\n' | nc -N 127.0.0.1 9004
+ *          ./04-select/server --linger 0   (close() sends RST, not FIN)
+ *          ./04-select/server --rcvbuf 4096   (a small receive window)
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/select.h>
@@ -43,6 +46,7 @@ enum { READ_SIZE = 16384 };
 
 struct server {
     int listenfd;        /* non-blocking */
+    int linger;          /* --linger N: SO_LINGER {1, N}; -1: not set */
     sigset_t waitmask;   /* the mask inside the wait: the stop unblocked */
     struct conn **conns; /* every client, in no order: conns[0 .. n-1] */
     size_t nconns, cap;
@@ -102,6 +106,17 @@ static bool accept_one(struct server *s)
     }
     s->served++;
     log_accepted(c->peer);
+    if (s->linger >= 0) {
+        /* SO_LINGER {1, 0}: close() discards whatever is unsent and
+         * sends RST instead of FIN -- an abortive close, no TIME_WAIT;
+         * the peer's next read() or write() fails with ECONNRESET.
+         * {1, N}: close() waits up to N seconds for the unsent bytes to
+         * be acknowledged. Linux waits even on a non-blocking socket, so
+         * here the whole loop would wait, every client with it. */
+        struct linger lg = {1, s->linger};
+        if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == -1)
+            err_ret("setsockopt SO_LINGER %s", c->peer);
+    }
     if (c->fd >= FD_SETSIZE) {
         /* FD_SET() with it would write past the end of the fd_set. */
         err_msg("closing %s: descriptor %d is not below FD_SETSIZE (%d)",
@@ -172,20 +187,61 @@ static void serve_round(struct server *s)
             ;
 }
 
+enum { OPT_LINGER = 256, OPT_RCVBUF };
+
+struct settings {
+    long linger; /* -1: no SO_LINGER */
+    long rcvbuf; /* 0: the system's default */
+};
+
+static int on_option(int key, const char *arg, void *ctx)
+{
+    struct settings *set = ctx;
+
+    if (key == OPT_LINGER)
+        return parse_number(arg, 0, 3600, &set->linger);
+    if (key == OPT_RCVBUF)
+        return parse_number(arg, 1, INT_MAX / 2, &set->rcvbuf);
+    return -1;
+}
+
+/* tcp_listen_with()'s step before bind(): SO_RCVBUF on the listener.
+ * Linux doubles the value (half is for its own bookkeeping) and reports
+ * the double. */
+static int set_rcvbuf(int fd, void *arg)
+{
+    int size = (int)*(long *)arg;
+
+    return setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+}
+
 int main(int argc, char **argv)
 {
     static const struct program_info pi = {
         "04-select", "an echo server: one thread, select() over all sockets",
         9004};
+    static const struct lesson_option options[] = {
+        {OPT_LINGER, "linger", "N",
+         "SO_LINGER {1, N} on each client (0: close sends RST)"},
+        {OPT_RCVBUF, "rcvbuf", "BYTES", "SO_RCVBUF, set before listen()"},
+        {0, NULL, NULL, NULL},
+    };
     struct net_options opt;
     struct server s = {0};
+    struct settings set = {-1, 0};
     int gai_err;
 
-    parse_server_options(argc, argv, &pi, &opt, NULL, NULL, NULL);
+    parse_server_options(argc, argv, &pi, &opt, options, on_option, &set);
+    s.linger = (int)set.linger;
     /* The stop, way (b) of common/signals.h: SIGINT and SIGTERM blocked
      * from here on, except inside pselect(), which they interrupt. */
     stop_by_mask(&s.waitmask);
-    s.listenfd = tcp_listen(opt.host, opt.port, LISTEN_BACKLOG, &gai_err);
+    /* SO_RCVBUF goes on the listener before listen(): the window scale
+     * is agreed in the handshake, from the buffer's size, and each
+     * accepted connection inherits the listener's buffer. */
+    s.listenfd = tcp_listen_with(opt.host, opt.port, LISTEN_BACKLOG,
+                                 set.rcvbuf > 0 ? set_rcvbuf : NULL,
+                                 &set.rcvbuf, &gai_err);
     if (s.listenfd == -1)
         err_listen(&opt, gai_err);
     if (set_nonblocking(s.listenfd) == -1)

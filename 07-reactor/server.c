@@ -22,6 +22,7 @@
  *          reactor.h, tcp.h, demux.h.
  *
  * Run it:  ./07-reactor/server [-B select|poll|epoll] [-i SECONDS] [-w USEC]
+ *                              [-F line|len] [-K IDLE,INTERVAL,COUNT]
  *          printf 'hello\n' | nc -N 127.0.0.1 9007
  */
 #include <errno.h>
@@ -41,6 +42,8 @@ enum { LISTEN_BACKLOG = 1024 };
 
 struct echo {
     long work_us; /* -w: simulated work per message, in the callback */
+    enum tcp_framing framing; /* -F: echo whole frames only */
+    int keepalive[3];         /* -K: idle, interval, count; 0: off */
     unsigned long long served, idle_closed; /* for the stats line */
 };
 
@@ -52,6 +55,35 @@ static void on_connection(struct tcp_conn *c)
 
     e->served++;
     log_accepted(c->io->peer);
+    /* -K: the kernel probes the idle connection, and tells us, as an
+     * error on the socket, when the client has vanished without a FIN or
+     * an RST (a cable pulled, a machine gone). */
+    if (e->keepalive[0] > 0 &&
+        tcp_conn_keepalive(c, e->keepalive[0], e->keepalive[1],
+                           e->keepalive[2]) == -1)
+        err_ret("keepalive %s", c->io->peer);
+}
+
+/* -F: sends back each whole frame, and leaves the rest, a frame not yet
+ * complete, for the layer to keep. A frame that cannot fit costs the
+ * client its connection: keeping it would need unbounded memory. */
+static size_t echo_frames(struct tcp_conn *c, const char *data, size_t len)
+{
+    struct echo *e = c->ctx;
+    size_t used = 0;
+    ssize_t n;
+
+    while ((n = tcp_frame_len(e->framing, data + used, len - used)) > 0) {
+        tcp_conn_send(c, data + used, (size_t)n);
+        used += (size_t)n;
+    }
+    if (n == -1) {
+        logmsg("%s: a frame longer than %d bytes: closing", c->io->peer,
+               TCP_FRAME_MAX);
+        tcp_conn_close(c);
+        return len;
+    }
+    return used;
 }
 
 /* Everything that arrived goes back. The layer keeps what the socket does
@@ -71,6 +103,8 @@ static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
                               e->work_us % 1000000 * 1000};
         nanosleep(&ts, NULL); /* the stop signals are blocked: see main() */
     }
+    if (e->framing != TCP_FRAME_NONE)
+        return echo_frames(c, data, len);
     tcp_conn_send(c, data, len);
     return len;
 }
@@ -101,23 +135,68 @@ static void on_close(struct tcp_conn *c)
         e->idle_closed++;
         logmsg("idle %s: closing it", c->io->peer);
     }
+    if (c->in_len > 0)
+        logmsg("%s: %zu bytes of an incomplete frame dropped", c->io->peer,
+               c->in_len);
     log_closed(c->io->peer, c->io->nbytes);
 }
 
 /* --- the command line and the set-up ------------------------------------ */
 
 struct settings {
-    const char *backend;   /* -B */
-    unsigned long idle_ms; /* -i, in seconds on the command line */
-    long work_us;          /* -w */
+    const char *backend;      /* -B */
+    unsigned long idle_ms;    /* -i, in seconds on the command line */
+    long work_us;             /* -w */
+    enum tcp_framing framing; /* -F */
+    int keepalive[3];         /* -K */
 };
 
-enum { OPT_BACKEND = 'B', OPT_IDLE = 'i', OPT_WORK = 'w' };
+enum {
+    OPT_BACKEND = 'B',
+    OPT_IDLE = 'i',
+    OPT_WORK = 'w',
+    OPT_FRAMING = 'F',
+    OPT_KEEPALIVE = 'K'
+};
+
+/* -K IDLE,INTERVAL,COUNT: seconds, seconds, probes. */
+static int parse_keepalive(const char *arg, int out[3])
+{
+    static const long max[3] = {32767, 32767, 127}; /* what Linux takes */
+    char copy[64], *next = copy, *field;
+    long v;
+
+    snprintf(copy, sizeof copy, "%s", arg);
+    for (int i = 0; i < 3; i++) {
+        field = strsep(&next, ",");
+        if (field == NULL || (i == 2) != (next == NULL) ||
+            parse_number(field, 1, max[i], &v) == -1) {
+            err_msg("-K %s: expected IDLE,INTERVAL,COUNT (seconds, "
+                    "seconds, probes), such as 5,1,3",
+                    arg);
+            return -1;
+        }
+        out[i] = (int)v;
+    }
+    return 0;
+}
 
 static int on_option(int key, const char *arg, void *ctx)
 {
     struct settings *set = ctx;
     long n;
+
+    if (key == OPT_KEEPALIVE)
+        return parse_keepalive(arg, set->keepalive);
+    if (key == OPT_FRAMING) {
+        if (strcmp(arg, "line") != 0 && strcmp(arg, "len") != 0) {
+            err_msg("-F %s: expected line or len", arg);
+            return -1;
+        }
+        set->framing =
+            strcmp(arg, "line") == 0 ? TCP_FRAME_LINE : TCP_FRAME_LEN;
+        return 0;
+    }
 
     if (key == OPT_IDLE) {
         if (parse_number(arg, 1, 86400, &n) == -1)
@@ -155,6 +234,8 @@ int main(int argc, char **argv)
          "the demultiplexer (default epoll)"},
         {OPT_IDLE, NULL, "SECONDS", "close clients idle that long"},
         {OPT_WORK, NULL, "USEC", "sleep in every on_message (the trap)"},
+        {OPT_FRAMING, NULL, "line|len", "echo whole frames only"},
+        {OPT_KEEPALIVE, NULL, "I,N,C", "TCP keepalive: idle, interval, count"},
         {0, NULL, NULL, NULL},
     };
     static const struct tcp_callbacks echo_callbacks = {
@@ -167,6 +248,8 @@ int main(int argc, char **argv)
 
     parse_server_options(argc, argv, &pi, &opt, options, on_option, &set);
     e.work_us = set.work_us;
+    e.framing = set.framing;
+    memcpy(e.keepalive, set.keepalive, sizeof e.keepalive);
     /* The stop, way (b) of common/signals.h: SIGINT and SIGTERM blocked,
      * and turned into a descriptor the reactor watches like any socket. */
     int sigfd = stop_signalfd();

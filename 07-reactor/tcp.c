@@ -11,6 +11,8 @@
 #include "tcp.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,4 +379,56 @@ void tcp_conn_close(struct tcp_conn *c)
 void tcp_conn_update(struct tcp_conn *c)
 {
     settle(c);
+}
+
+/* --- framing and keepalive ----------------------------------------------- */
+
+ssize_t tcp_frame_len(enum tcp_framing f, const char *data, size_t len)
+{
+    if (f == TCP_FRAME_LINE) {
+        /* A line ends with its newline; one that has not come within
+         * TCP_FRAME_MAX bytes never will fit. */
+        size_t scan = len < TCP_FRAME_MAX ? len : TCP_FRAME_MAX;
+        const char *nl = memchr(data, '\n', scan);
+
+        if (nl != NULL)
+            return nl - data + 1;
+        return len >= TCP_FRAME_MAX ? -1 : 0;
+    }
+    if (f == TCP_FRAME_LEN) {
+        /* A 4-byte length, most significant byte first (network byte
+         * order), then that many bytes. The length is known before the
+         * body arrives, so a frame too large is refused at once. */
+        const unsigned char *h = (const unsigned char *)data;
+        uint32_t body;
+
+        if (len < TCP_FRAME_HEADER)
+            return 0;
+        body = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+               (uint32_t)h[2] << 8 | h[3];
+        if (body > TCP_FRAME_MAX - TCP_FRAME_HEADER)
+            return -1;
+        return len - TCP_FRAME_HEADER < body
+                   ? 0
+                   : (ssize_t)(TCP_FRAME_HEADER + body);
+    }
+    return (ssize_t)len; /* no framing: every byte is a "frame" */
+}
+
+int tcp_conn_keepalive(struct tcp_conn *c, int idle_s, int interval_s,
+                       int count)
+{
+    const int on = 1;
+    int fd = c->io->fd;
+
+    /* All four are per socket on Linux: the sysctls
+     * net.ipv4.tcp_keepalive_* are only the defaults. */
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) == -1 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s) ==
+            -1 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s,
+                   sizeof interval_s) == -1 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count) == -1)
+        return -1;
+    return 0;
 }

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "conn.h"
 #include "reactor.h"
@@ -118,5 +119,32 @@ void tcp_conn_close(struct tcp_conn *c);
  * need this afterwards: it closes c if it is over -- on_close runs, and c
  * is freed -- or tells the reactor what to watch for it now. */
 void tcp_conn_update(struct tcp_conn *c);
+
+/* Message framing. TCP carries bytes, not messages: a program that wants
+ * messages marks where each ends, and its reader collects bytes until a
+ * message is whole -- readline() in common/io.h for blocking code. In a
+ * reactor the bytes come in whatever pieces the reads bring, and the
+ * pieces wait in the connection's input buffer: on_message consumes the
+ * whole frames and leaves the rest, which comes back with the next bytes.
+ * The input buffer is bounded as the output is (wants_read() stops at
+ * CONN_HIGH_WATER), so a frame may be at most TCP_FRAME_MAX bytes.
+ *   TCP_FRAME_LINE  a line: bytes up to and with a newline;
+ *   TCP_FRAME_LEN   a 4-byte length, most significant byte first, then
+ *                   that many bytes. */
+enum tcp_framing { TCP_FRAME_NONE, TCP_FRAME_LINE, TCP_FRAME_LEN };
+enum { TCP_FRAME_HEADER = 4, TCP_FRAME_MAX = CONN_HIGH_WATER };
+
+/* The length of the first frame in data[0 .. len), its header included,
+ * if it is all there; 0 if more bytes are needed; -1 if it cannot be
+ * at most TCP_FRAME_MAX bytes long. TCP_FRAME_NONE: len. */
+ssize_t tcp_frame_len(enum tcp_framing f, const char *data, size_t len);
+
+/* TCP keepalive on the connection, with its three timings, which Linux
+ * takes per socket: after idle_s seconds without a segment, a probe
+ * every interval_s seconds; count probes unanswered, and the connection
+ * fails with ETIMEDOUT (the layer then closes it: on_close sees
+ * io->error). Returns 0, or -1 with errno set. */
+int tcp_conn_keepalive(struct tcp_conn *c, int idle_s, int interval_s,
+                       int count);
 
 #endif

@@ -120,11 +120,17 @@ void log_listening(int listenfd)
     socklen_t len = sizeof ss;
     char addr[SOCK_NTOP_LEN];
 
+    int type = SOCK_STREAM;
+    socklen_t typelen = sizeof type;
+
     if (getsockname(listenfd, (struct sockaddr *)&ss, &len) == -1)
         err_sys("getsockname");
-    logmsg("listening on %s (pid %ld)",
+    /* A UDP socket says so: it is bound, not listening for connections. */
+    if (getsockopt(listenfd, SOL_SOCKET, SO_TYPE, &type, &typelen) == -1)
+        err_sys("getsockopt SO_TYPE");
+    logmsg("listening on %s (%spid %ld)",
            sock_ntop((struct sockaddr *)&ss, len, addr, sizeof addr),
-           (long)getpid());
+           type == SOCK_DGRAM ? "udp, " : "", (long)getpid());
 }
 
 void log_accepted(const char *peer)
@@ -176,13 +182,21 @@ static void append_number(char *buf, size_t size, size_t *len,
 
 void log_stats_signal_safe(unsigned long long nconns, unsigned long long nbytes)
 {
+    log_stats_of_signal_safe("connections", nconns, nbytes);
+}
+
+void log_stats_of_signal_safe(const char *what, unsigned long long n,
+                              unsigned long long nbytes)
+{
     char line[96];
     size_t len = 0;
     int saved = errno;
 
     append(line, sizeof line, &len, "served ");
-    append_number(line, sizeof line, &len, nconns);
-    append(line, sizeof line, &len, " connections, echoed ");
+    append_number(line, sizeof line, &len, n);
+    append(line, sizeof line, &len, " ");
+    append(line, sizeof line, &len, what);
+    append(line, sizeof line, &len, ", echoed ");
     append_number(line, sizeof line, &len, nbytes);
     append(line, sizeof line, &len, " bytes\n");
     if (write(STDERR_FILENO, line, len) == -1) {

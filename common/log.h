@@ -29,7 +29,8 @@ void logmsg(const char *fmt, ...) PRINTF_LIKE(1, 2);
 /* With quiet set (-q), log_accepted() and log_closed() print nothing. */
 void log_set_quiet(bool on);
 
-/* "listening on 127.0.0.1:9001 (pid 1234)", from getsockname(listenfd). */
+/* "listening on 127.0.0.1:9001 (pid 1234)", from getsockname(listenfd);
+ * "listening on 127.0.0.1:9001 (udp, pid 1234)" for a UDP socket. */
 void log_listening(int listenfd);
 /* "accepted 127.0.0.1:40000" */
 void log_accepted(const char *peer);
@@ -42,6 +43,10 @@ void log_stats(unsigned long long nconns, unsigned long long nbytes);
  * where printf() could deadlock on a lock the interrupted code holds. */
 void log_stats_signal_safe(unsigned long long nconns,
                            unsigned long long nbytes);
+/* The same, counting what instead of connections: "served 3 datagrams,
+ * echoed 18 bytes" (01's UDP mode). */
+void log_stats_of_signal_safe(const char *what, unsigned long long n,
+                              unsigned long long nbytes);
 /* The same line with a lesson's own counters after a comma: "served 3
  * connections, echoed 36 bytes, 9 epoll_wait calls". more may be NULL. */
 void log_stats_more(unsigned long long nconns, unsigned long long nbytes,

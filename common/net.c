@@ -12,15 +12,15 @@
 #include <string.h>
 #include <unistd.h>
 
-static struct addrinfo *resolve(const char *host, const char *port, int flags,
-                                int *gai_err)
+static struct addrinfo *resolve(const char *host, const char *port,
+                                int socktype, int flags, int *gai_err)
 {
     struct addrinfo hints;
     struct addrinfo *res;
 
     memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC; /* IPv4 or IPv6, whatever host names */
-    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_family = AF_UNSPEC;  /* IPv4 or IPv6, whatever host names */
+    hints.ai_socktype = socktype; /* SOCK_STREAM: TCP; SOCK_DGRAM: UDP */
     hints.ai_flags = flags;
     *gai_err = getaddrinfo(host, port, &hints, &res);
     if (*gai_err == EAI_SYSTEM) {
@@ -48,7 +48,8 @@ int tcp_listen(const char *host, const char *port, int backlog, int *gai_err)
 int tcp_listen_with(const char *host, const char *port, int backlog,
                     int (*prepare)(int fd, void *arg), void *arg, int *gai_err)
 {
-    struct addrinfo *res = resolve(host, port, AI_PASSIVE, gai_err);
+    struct addrinfo *res =
+        resolve(host, port, SOCK_STREAM, AI_PASSIVE, gai_err);
     int fd = -1;
     const int on = 1;
 
@@ -69,9 +70,11 @@ int tcp_listen_with(const char *host, const char *port, int backlog,
     return fd;
 }
 
-int tcp_connect(const char *host, const char *port, int *gai_err)
+/* socket() and connect() of the given type, trying each address. */
+static int connect_to(const char *host, const char *port, int socktype,
+                      int *gai_err)
 {
-    struct addrinfo *res = resolve(host, port, 0, gai_err);
+    struct addrinfo *res = resolve(host, port, socktype, 0, gai_err);
     int fd = -1;
 
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
@@ -89,6 +92,16 @@ int tcp_connect(const char *host, const char *port, int *gai_err)
     if (res != NULL)
         freeaddrinfo(res);
     return fd;
+}
+
+int tcp_connect(const char *host, const char *port, int *gai_err)
+{
+    return connect_to(host, port, SOCK_STREAM, gai_err);
+}
+
+int udp_connect(const char *host, const char *port, int *gai_err)
+{
+    return connect_to(host, port, SOCK_DGRAM, gai_err);
 }
 
 char *sock_ntop(const struct sockaddr *sa, socklen_t salen, char *buf,

@@ -30,6 +30,12 @@ int tcp_listen_with(const char *host, const char *port, int backlog,
 /* A socket connected to host:port (close-on-exec), trying each address. */
 int tcp_connect(const char *host, const char *port, int *gai_err);
 
+/* A UDP socket connected to host:port (close-on-exec). No packet leaves:
+ * connect() only fixes where send() goes, and from whom recv() accepts
+ * datagrams -- and lets the kernel report an ICMP "port unreachable" for
+ * that address as ECONNREFUSED on the next call. */
+int udp_connect(const char *host, const char *port, int *gai_err);
+
 /* Writes "127.0.0.1:9001" or "[::1]:9001" into buf and returns buf. */
 char *sock_ntop(const struct sockaddr *sa, socklen_t salen, char *buf,
                 size_t size);

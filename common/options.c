@@ -218,6 +218,15 @@ void parse_client_options(int argc, char **argv, const struct program_info *pi,
     parse(argc, argv, pi, false, opt, NULL, NULL, NULL);
 }
 
+void parse_client_options_with(int argc, char **argv,
+                               const struct program_info *pi,
+                               struct net_options *opt,
+                               const struct lesson_option *extra,
+                               lesson_option_fn fn, void *ctx)
+{
+    parse(argc, argv, pi, false, opt, extra, fn, ctx);
+}
+
 void err_listen(const struct net_options *opt, int gai_err)
 {
     char where[HOST_PORT_LEN];

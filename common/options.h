@@ -1,7 +1,7 @@
 /* options.h -- the command line every server and client shares.
  *
  *     server [-H host] [-p port] [-q] [-h] [lesson options]
- *     client [-H host] [-p port] [-h]
+ *     client [-H host] [-p port] [-h] [lesson options]
  *
  * -h prints the usage on stdout and exits 0. A bad option, a bad value or
  * a stray argument prints what is wrong and the usage on stderr and exits 2.
@@ -53,6 +53,12 @@ void parse_server_options(int argc, char **argv, const struct program_info *pi,
 /* Parses a client's command line: -H, -p and -h only. */
 void parse_client_options(int argc, char **argv, const struct program_info *pi,
                           struct net_options *opt);
+/* The same, with options of the lesson's own, as for a server. */
+void parse_client_options_with(int argc, char **argv,
+                               const struct program_info *pi,
+                               struct net_options *opt,
+                               const struct lesson_option *extra,
+                               lesson_option_fn fn, void *ctx);
 
 /* The contract's line for a server that cannot listen, and exit 1: the
  * name did not resolve (gai_err, from tcp_listen()), or the address could

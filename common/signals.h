@@ -38,6 +38,8 @@
 struct served {
     atomic_ullong conns; /* connections accepted */
     atomic_ullong bytes; /* bytes echoed: added as they are written */
+    const char *counted; /* what conns counts, for the line: NULL means
+                            "connections"; 01's UDP mode counts datagrams */
 };
 
 /* Ignores SIGPIPE: a write to a peer that has gone then fails with EPIPE

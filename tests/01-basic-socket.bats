@@ -75,3 +75,79 @@ time_wait_on() { [[ -n $(ss -Htan state time-wait "( sport = :$1 )") ]]; }
     run nc_echo "$port" <<<"back again"
     assert_output "back again"
 }
+
+# UDP (-u): one socket, no connections; a datagram in, the same datagram out.
+
+# udp_drops PORT: the drops count (d) of the UDP socket bound to PORT, from
+# ss -m's skmem field: datagrams the kernel threw away for lack of room.
+udp_drops() {
+    ss -Huamn "sport = :$1" | sed -nE 's/.*skmem:\(.*,d([0-9]+)\).*/\1/p'
+}
+# udp_rcvbuf_errors: the system's UDP RcvbufErrors counter (what nstat
+# and netstat -su show), from /proc/net/snmp.
+udp_rcvbuf_errors() {
+    awk '/^Udp:/ { if (!n++) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i }
+                   else print $c }' /proc/net/snmp
+}
+
+@test "01-basic-socket: -u echoes each datagram whole, and counts datagrams" {
+    start_server "$LESSON" -u
+    run --separate-stderr grep -m1 '^listening on ' "$SERVER_LOG"
+    assert_output --regexp '^listening on 127\.0\.0\.1:[0-9]+ \(udp, pid [0-9]+\)$'
+    # Three lines, three datagrams, three echoes; then one through nc.
+    run timeout "$NET_TIMEOUT" "$(client_bin "$LESSON")" -u -p "$PORT" \
+        <<<$'one\ntwo\nthree'
+    assert_success
+    assert_output $'one\ntwo\nthree'
+    run timeout "$NET_TIMEOUT" nc -u -W 1 127.0.0.1 "$PORT" <<<"by nc"
+    assert_output "by nc"
+    stop_server
+    assert_equal "$SERVER_STATUS" 0
+    # No connection, so no accepted/closed lines, and the stop counts
+    # datagrams: 4 of them, 8 + 6 bytes.
+    refute log_has "$SERVER_LOG" '^(accepted|closed) '
+    log_has "$SERVER_LOG" '^served 4 datagrams, echoed 20 bytes$'
+}
+
+@test "01-basic-socket: -u with --udp-buffer 4 keeps 4 bytes of a datagram and says it was truncated" {
+    start_server "$LESSON" -u --udp-buffer 4
+    run timeout "$NET_TIMEOUT" nc -u -W 1 127.0.0.1 "$PORT" <<<"hello world"
+    assert_output "hell"
+    log_has "$SERVER_LOG" '^truncated a datagram from 127\.0\.0\.1:[0-9]+: 12 bytes, 4 kept$'
+}
+
+@test "01-basic-socket: -u's client gets ECONNREFUSED once the server has stopped" {
+    start_server "$LESSON" -u
+    local port=$PORT
+    stop_server
+    # Nobody is bound there now: the kernel answers the datagram with an
+    # ICMP port unreachable, which the client's connected socket reports.
+    run --separate-stderr timeout "$NET_TIMEOUT" "$(client_bin "$LESSON")" \
+        -u -p "$port" <<<"anyone?"
+    assert_failure 1
+    [[ $stderr == *ECONNREFUSED* ]] || fail "stderr: $stderr"
+}
+
+@test "01-basic-socket: -u loses datagrams when its receive buffer is full (RcvbufErrors)" {
+    start_server "$LESSON" -u -q
+    local before
+    before=$(udp_rcvbuf_errors)
+    # A stopped server reads nothing: 2000 datagrams of 100 bytes are more
+    # than its receive buffer holds, and the kernel drops the rest.
+    kill -STOP "$SERVER_PID"
+    (
+        exec 3>"/dev/udp/127.0.0.1/$PORT"
+        for i in $(seq 2000); do printf '%099d\n' "$i" >&3; done
+    )
+    local drops
+    drops=$(udp_drops "$PORT")
+    ((drops > 0)) || fail "ss shows no drops: $(ss -Huamn "sport = :$PORT")"
+    (($(udp_rcvbuf_errors) >= before + drops))
+    kill -CONT "$SERVER_PID"
+    stop_server
+    assert_equal "$SERVER_STATUS" 0
+    # What it served is what the buffer held, not what was sent.
+    local served
+    served=$(sed -nE 's/^served ([0-9]+) datagrams, .*/\1/p' "$SERVER_LOG")
+    ((served <= 2000 - drops))
+}

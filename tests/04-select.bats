@@ -38,3 +38,35 @@ setup() {
     start_server "$LESSON"
     stop_while_busy 16
 }
+
+@test "04-select: --linger 0 closes with RST: the client reads ECONNRESET, tcpdump shows [R.]" {
+    start_server "$LESSON" --linger 0
+    capture_start "tcp src port $PORT and tcp[tcpflags] & (tcp-rst|tcp-fin) != 0"
+    run --separate-stderr timeout "$NET_TIMEOUT" \
+        "$(client_bin "$LESSON")" -p "$PORT" <<<"hello"
+    # The echo came first; then, in place of the server's FIN, its RST.
+    assert_failure 1
+    [[ $stderr == *'read from server: ECONNRESET'* ]] || fail "stderr: $stderr"
+    wait_for 20 log_has "$CAPTURE" "127\\.0\\.0\\.1\\.$PORT > .*Flags \\[R\\.\\]"
+    refute log_has "$CAPTURE" 'Flags \[F'
+}
+
+@test "04-select: --rcvbuf 4096, set before listen(): ss shows 8192, window scale 0, and the client's window" {
+    start_server "$LESSON" --rcvbuf 4096
+    spawn "$BATS_TEST_TMPDIR/peer.out" "$BATS_TEST_TMPDIR/peer.err" \
+        "$PEER" hold 127.0.0.1 "$PORT"
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/peer.out" '^echoed$'
+    local server client
+    server=$(ss -Htmi state established "( sport = :$PORT )")
+    client=$(ss -Htmi state established "( dport = :$PORT )")
+    # Linux doubles what was asked, and reports the double; the accepted
+    # socket inherited it from the listener.
+    [[ $server == *'rb8192,'* ]] || fail "server: $server"
+    # A 4 KiB window needs no scaling: the server offered scale 0 in its
+    # SYN-ACK (ss: wscale:PEER'S,OURS), and rcv_space starts at 4096.
+    [[ $server =~ wscale:[0-9]+,0\  ]] || fail "server: $server"
+    [[ $server == *'rcv_space:4096 '* ]] || fail "server: $server"
+    # The client may send no more than the window it was offered.
+    [[ $client =~ snd_wnd:([0-9]+) ]] || fail "client: $client"
+    ((BASH_REMATCH[1] <= 4096)) || fail "client: $client"
+}

@@ -135,3 +135,112 @@ unaccepted() { [[ $(ss -Hltn "( sport = :$1 )" | awk '{ print $2 }') == "$2" ]];
     assert_output --regexp '^served [12] connections, echoed 6 bytes, '
     wait_for 10 log_has "$BATS_TEST_TMPDIR/a.out" '^first$'
 }
+
+# Framing (-F): only whole frames come back.
+
+# frames FILE N: N length-prefixed frames, each a 4-byte length (5, most
+# significant byte first) and a 5-byte body, "1000\n" ...: 9 bytes each,
+# and each a line too, for 01's client, which sends a line at a time.
+frames() {
+    local i
+    for ((i = 1000; i < 1000 + $2; i++)); do printf '\0\0\0\5%s\n' "$i"; done >"$1"
+}
+
+@test "07-reactor: -F line and -F len echo whole frames only, and keep what is not whole yet" {
+    local t=$BATS_TEST_TMPDIR
+    start_server "$LESSON" -F line
+    # The last line has no newline: never echoed, dropped at the close.
+    run nc_echo "$PORT" < <(printf 'one\ntwo\npartial')
+    assert_output $'one\ntwo'
+    wait_for 20 log_has "$SERVER_LOG" '^127\.0\.0\.1:[0-9]+: 7 bytes of an incomplete frame dropped$'
+    # A frame trickled one byte per write (and per segment) comes back
+    # whole, once its last byte is in.
+    run timeout "$NET_TIMEOUT" "$PEER" drip 127.0.0.1 "$PORT" <<<"dripped, not echoed"
+    assert_output $'nothing back before the last byte\nechoed whole 20'
+    stop_server
+
+    start_server "$LESSON" -F len
+    frames "$t/frames" 3
+    printf '\0\0\0\7part' >"$t/partial"
+    cat "$t/frames" "$t/partial" | nc_echo "$PORT" >"$t/echo"
+    cmp "$t/frames" "$t/echo"
+    wait_for 20 log_has "$SERVER_LOG" '^127\.0\.0\.1:[0-9]+: 8 bytes of an incomplete frame dropped$'
+    run timeout "$NET_TIMEOUT" "$PEER" drip 127.0.0.1 "$PORT" < <(head -c 9 "$t/frames")
+    assert_output $'nothing back before the last byte\nechoed whole 9'
+}
+
+@test "07-reactor: -F: a frame longer than the input's bound closes that connection with a log line" {
+    local re='^127\.0\.0\.1:[0-9]+: a frame longer than 65536 bytes: closing$'
+    start_server "$LESSON" -F line
+    # More than 65536 bytes and no newline: that line can never fit.
+    run nc_echo "$PORT" < <(head -c 70000 /dev/zero)
+    assert_output ""
+    wait_for 20 log_has "$SERVER_LOG" "$re"
+    stop_server
+    start_server "$LESSON" -F len
+    # A length above the bound is refused from the header alone.
+    run nc_echo "$PORT" < <(printf '\0\1\0\0')
+    assert_output ""
+    wait_for 20 log_has "$SERVER_LOG" "$re"
+    # Everyone else is still served.
+    run nc_echo "$PORT" < <(printf '\0\0\0\2ok')
+    assert_output "$(printf '\0\0\0\2ok')"
+}
+
+# early_bodies CAPTURE PORT: how many of the client's 5-byte segments
+# (--split's second write, a frame's body) left before the server had
+# acknowledged every byte before them, in tcpdump's lines.
+early_bodies() {
+    awk -v server="127.0.0.1.$2" '
+        /Flags \[S/ { next } # the handshake: absolute numbers
+        $3 == server && match($0, /ack [0-9]+/) {
+            a = substr($0, RSTART + 4, RLENGTH - 4) + 0
+            if (a > acked) acked = a
+        }
+        $5 == server ":" && match($0, /seq [0-9]+:[0-9]+/) {
+            split(substr($0, RSTART + 4, RLENGTH - 4), r, ":")
+            if (r[2] - r[1] == 5 && r[1] > acked) early++
+        }
+        END { print early + 0 }' "$1"
+}
+server_fin_seen() { log_has "$CAPTURE" "^.* IP 127\\.0\\.0\\.1\\.$PORT > .*Flags \\[F"; }
+
+@test "07-reactor: Nagle against -F len: --split's body waits for the ACK of its header; with --nodelay it does not" {
+    local t=$BATS_TEST_TMPDIR
+    frames "$t/frames" 20
+    start_server "$LESSON" -F len
+    # Each frame in two writes, the header then the body: Nagle holds the
+    # body until the header is acknowledged, and the server, waiting for
+    # the whole frame, sends no echo to carry that ACK: its delayed ACK.
+    capture_start "tcp port $PORT"
+    "$(client_bin 01-basic-socket)" -p "$PORT" --split <"$t/frames" >"$t/echo"
+    cmp "$t/frames" "$t/echo"
+    wait_for 20 server_fin_seen
+    assert_equal "$(early_bodies "$CAPTURE" "$PORT")" 0
+    # TCP_NODELAY: the body leaves at once, before the header's ACK.
+    capture_start "tcp port $PORT"
+    "$(client_bin 01-basic-socket)" -p "$PORT" --split --nodelay <"$t/frames" >"$t/echo"
+    cmp "$t/frames" "$t/echo"
+    wait_for 20 server_fin_seen
+    (($(early_bodies "$CAPTURE" "$PORT") > 0))
+}
+
+# Keepalive (-K): the kernel probes an idle connection.
+
+@test "07-reactor: -K 1,1,3 sets keepalive on each client: ss shows its timer, tcpdump the probes and their answers" {
+    start_server "$LESSON" -K 1,1,3
+    spawn "$BATS_TEST_TMPDIR/peer.out" "$BATS_TEST_TMPDIR/peer.err" \
+        "$PEER" hold 127.0.0.1 "$PORT"
+    wait_for 20 log_has "$BATS_TEST_TMPDIR/peer.out" '^echoed$'
+    run ss -Htno state established "( sport = :$PORT )"
+    assert_output --regexp 'timer:\(keepalive,'
+    # Nothing else is sent on this connection now: a segment from the
+    # server is a probe, and the client's kernel answers it.
+    capture_start "tcp port $PORT"
+    wait_for 20 log_has "$CAPTURE" "IP 127\\.0\\.0\\.1\\.$PORT > .*length 0"
+    wait_for 20 log_has "$CAPTURE" "> 127\\.0\\.0\\.1\\.$PORT: .*length 0"
+    # Answered, the connection lives on.
+    refute log_has "$SERVER_LOG" ETIMEDOUT
+    run --separate-stderr "$(server_bin "$LESSON")" -K 1,1
+    assert_equal "$status" 2
+}

@@ -122,7 +122,7 @@ start_server() {
         return 1
     fi
     line=$(grep -m1 '^listening on ' "$SERVER_LOG")
-    SERVER_ADDR=$(sed -E 's/^listening on (.*) \(pid [0-9]+\)$/\1/' <<<"$line")
+    SERVER_ADDR=$(sed -E 's/^listening on (.*) \((udp, )?pid [0-9]+\)$/\1/' <<<"$line")
     PORT=${SERVER_ADDR##*:}
 }
 
@@ -218,6 +218,18 @@ nc_echo() {
     fi
     timeout "$NET_TIMEOUT" nc -N "$1" "$2"
 }
+
+# capture_start FILTER...: tcpdump on lo, line-buffered into $CAPTURE
+# (one line per packet), started with spawn() and awaited until it
+# listens; the test is skipped where it cannot run (not root, no tcpdump).
+capture_start() {
+    command -v tcpdump >/dev/null || skip "tcpdump not installed"
+    ((EUID == 0)) || skip "tcpdump needs root"
+    CAPTURE=$BATS_TEST_TMPDIR/capture$((++_ncaptures)).txt
+    spawn "$CAPTURE" "$CAPTURE.err" tcpdump -l -n -i lo "$@"
+    wait_for 20 log_has "$CAPTURE.err" '^listening on lo'
+}
+_ncaptures=0
 
 # random_file PATH BYTES: incompressible test data.
 random_file() { head -c "$2" /dev/urandom >"$1"; }

@@ -100,6 +100,24 @@ nothing_left() {
     nothing_left
 }
 
+@test "netlab -s vanish: a client gone silent, found by 07's keepalive (-K): probes, ETIMEDOUT, the connection freed" {
+    netlab -s vanish 07-reactor -K 1,1,2
+    assert_success
+    # After the echo, nothing from the client: the server's probes go
+    # unanswered, two of them, then its kernel gives up and resets.
+    assert_line --regexp '^keepalive +probe +server .*Flags \[\.\], ack 15,'
+    [[ $(grep -cE '^keepalive +probe +server ' <<<"$output") -eq 2 ]]
+    assert_line --regexp '^reset +RST +server '
+    refute_line --regexp '^close +FIN'
+    assert_line --regexp '^server: read 192\.0\.2\.2:[0-9]+: ETIMEDOUT'
+    assert_line --regexp '^closed 192\.0\.2\.2:[0-9]+ \(14 bytes\)$'
+    # The client's side still believes in the connection; the server's
+    # is gone.
+    assert_line --regexp '^ESTAB .* 192\.0\.2\.2:[0-9]+ +192\.0\.2\.1:9007'
+    refute_line --regexp '^ESTAB .* 192\.0\.2\.1:9007 +192\.0\.2\.2:'
+    nothing_left
+}
+
 @test "netlab: a server that cannot start fails the run and leaves nothing behind" {
     netlab 01-basic-socket --no-such-option
     assert_failure 1

@@ -31,6 +31,13 @@
  *       Sends N bytes one write() each, waiting for each byte's echo
  *       before the next: a pause between bytes, and as many segments as
  *       bytes. Prints "trickled N".
+ *   peer drip HOST PORT < MESSAGE
+ *       Sends its stdin (up to 4 KiB), one byte per write() (TCP_NODELAY),
+ *       each only once the server's kernel has acknowledged the one
+ *       before: as many segments as bytes. Before the last byte it checks
+ *       that nothing has come back ("nothing back before the last byte"),
+ *       then reads the echo and prints "echoed whole N" if all N bytes
+ *       came back unchanged: what a framing server does with a frame.
  *   peer nonblock COMMAND [ARG...]
  *       Sets O_NONBLOCK on its stdin, as a shell or a parent may leave it,
  *       and runs COMMAND with that stdin (the flag belongs to the open
@@ -50,8 +57,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
 #include <sys/socket.h>
@@ -335,6 +344,50 @@ static int trickle(const char *host, const char *port, long n)
     return 0;
 }
 
+/* Sleeps until the kernel has every byte written to fd acknowledged. */
+static void wait_acked(int fd)
+{
+    int outq;
+
+    for (;;) {
+        if (ioctl(fd, SIOCOUTQ, &outq) == -1)
+            err_sys("ioctl SIOCOUTQ");
+        if (outq == 0)
+            return;
+        /* How often we look; the event is the ACK. */
+        if (poll(NULL, 0, 1) == -1 && errno != EINTR)
+            err_sys("poll");
+    }
+}
+
+static int drip(const char *host, const char *port)
+{
+    char msg[4096], back[4096];
+    ssize_t n = readn(STDIN_FILENO, msg, sizeof msg);
+    int fd = connect_to(host, port);
+    const int on = 1;
+
+    if (n <= 0)
+        err_quit("drip: nothing on stdin");
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == -1)
+        err_sys("setsockopt TCP_NODELAY");
+    for (ssize_t i = 0; i < n; i++) {
+        if (i == n - 1) {
+            if (recv(fd, back, 1, MSG_PEEK | MSG_DONTWAIT) != -1 ||
+                errno != EAGAIN)
+                err_quit("drip: an echo came back before the last byte");
+            say("nothing back before the last byte");
+        }
+        if (write(fd, msg + i, 1) != 1)
+            err_sys("write");
+        wait_acked(fd);
+    }
+    if (readn(fd, back, (size_t)n) != n || memcmp(back, msg, (size_t)n) != 0)
+        err_quit("drip: the echo is not the message");
+    printf("echoed whole %zd\n", n);
+    return 0;
+}
+
 /* Checks and counts what the server echoed; false at EOF. */
 static bool take_echo(int fd, long *got)
 {
@@ -410,6 +463,7 @@ static _Noreturn void usage(void)
                     "       peer churn HOST PORT N\n"
                     "       peer resets HOST PORT N\n"
                     "       peer trickle HOST PORT N\n"
+                    "       peer drip HOST PORT < MESSAGE\n"
                     "       peer halfclose HOST PORT BYTES\n"
                     "       peer nonblock COMMAND [ARG...]\n");
     exit(2);
@@ -422,6 +476,8 @@ int main(int argc, char **argv)
     alarm(GIVE_UP_SECONDS);
     if (argc >= 3 && strcmp(argv[1], "nonblock") == 0)
         return nonblock_exec(argv + 2);
+    if (argc == 4 && strcmp(argv[1], "drip") == 0)
+        return drip(argv[2], argv[3]);
     if (argc >= 4 && argc <= 5 && strcmp(argv[1], "hold") == 0)
         return hold(argv[2], argv[3], argc == 5 ? argv[4] : "hello\n");
     if (argc != 5 || parse_number(argv[4], 1, 1L << 30, &bytes) == -1)
