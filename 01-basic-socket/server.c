@@ -47,11 +47,8 @@ enum { DATAGRAM_BUFSIZE = 65536 };
 /* The whole server-side call sequence, spelled out once:
  * getaddrinfo -> socket -> setsockopt -> bind -> listen.
  * (common/net.c packages it as tcp_listen() for the later lessons; it also
- * tries every address getaddrinfo() returns, where this takes the first.)
- * socktype is SOCK_STREAM for TCP, or SOCK_DGRAM for UDP, which has no
- * connections to listen for: there, bind() is the last step. */
-static int listen_on(const char *host, const char *port, bool reuseaddr,
-                     int socktype)
+ * tries every address getaddrinfo() returns, where this takes the first.) */
+static int listen_on(const char *host, const char *port, bool reuseaddr)
 {
     struct addrinfo hints, *res;
     char where[SOCK_NTOP_LEN];
@@ -59,9 +56,9 @@ static int listen_on(const char *host, const char *port, bool reuseaddr,
     int listenfd, rc;
 
     memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;  /* "127.0.0.1" gives IPv4, "::1" IPv6 */
-    hints.ai_socktype = socktype; /* SOCK_STREAM: TCP; SOCK_DGRAM: UDP */
-    hints.ai_flags = AI_PASSIVE;  /* an address to bind, not to connect */
+    hints.ai_family = AF_UNSPEC;     /* "127.0.0.1" gives IPv4, "::1" IPv6 */
+    hints.ai_socktype = SOCK_STREAM; /* TCP */
+    hints.ai_flags = AI_PASSIVE;     /* an address to bind, not to connect */
     rc = getaddrinfo(host, port, &hints, &res);
     if (rc == EAI_SYSTEM)
         err_sys("cannot resolve %s", host);
@@ -84,7 +81,7 @@ static int listen_on(const char *host, const char *port, bool reuseaddr,
 
     if (bind(listenfd, res->ai_addr, res->ai_addrlen) == -1)
         err_sys("cannot listen on %s: bind", where);
-    if (socktype == SOCK_STREAM && listen(listenfd, LISTEN_BACKLOG) == -1)
+    if (listen(listenfd, LISTEN_BACKLOG) == -1)
         err_sys("cannot listen on %s: listen", where);
 
     freeaddrinfo(res);
@@ -164,7 +161,7 @@ enum { OPT_NO_REUSEADDR = 256, OPT_UDP_BUFFER };
 
 struct settings {
     bool reuseaddr; /* --no-reuseaddr clears it */
-    int socktype;   /* -u: SOCK_DGRAM */
+    bool udp;       /* -u */
     long udp_bufsize;
 };
 
@@ -177,7 +174,7 @@ static int on_option(int key, const char *arg, void *ctx)
         set->reuseaddr = false;
         return 0;
     case 'u':
-        set->socktype = SOCK_DGRAM;
+        set->udp = true;
         return 0;
     case OPT_UDP_BUFFER:
         return parse_number(arg, 1, DATAGRAM_BUFSIZE, &set->udp_bufsize);
@@ -201,21 +198,26 @@ int main(int argc, char **argv)
     };
     static struct served totals; /* read by the stop handler */
     struct net_options opt;
-    struct settings set = {true, SOCK_STREAM, DATAGRAM_BUFSIZE};
-    int listenfd;
+    struct settings set = {true, false, DATAGRAM_BUFSIZE};
+    int listenfd, gai_err;
 
     parse_server_options(argc, argv, &pi, &opt, options, on_option, &set);
-    if (set.socktype == SOCK_DGRAM)
+    if (set.udp)
         totals.counted = "datagrams";
     /* The stop, way (a) of common/signals.h: SIGINT or SIGTERM runs a
      * handler that prints the totals and exits, wherever the server is
      * asleep. Exit closes the sockets; the kernel tells the client. */
     stop_by_handler(&totals, NULL);
-    listenfd = listen_on(opt.host, opt.port, set.reuseaddr, set.socktype);
-    if (set.socktype == SOCK_DGRAM) {
-        log_listening(listenfd); /* "(udp, pid N)" */
-        echo_datagrams(listenfd, (size_t)set.udp_bufsize, &totals);
+    if (set.udp) {
+        /* listen_on()'s sequence, packaged, without listen(): no
+         * connections to wait for (common/net.c). */
+        int sockfd = udp_bind(opt.host, opt.port, &gai_err);
+        if (sockfd == -1)
+            err_listen(&opt, gai_err);
+        log_listening(sockfd); /* "(udp, pid N)" */
+        echo_datagrams(sockfd, (size_t)set.udp_bufsize, &totals);
     }
+    listenfd = listen_on(opt.host, opt.port, set.reuseaddr);
     if (spare_fd_reserve() == -1)
         err_sys("open spare descriptor");
     log_listening(listenfd);

@@ -39,8 +39,10 @@
 enum { LISTEN_BACKLOG = 1024 };
 
 /* How much one read() takes from one client before the others get their
- * turn: a client with much to send cannot monopolise the thread. */
-enum { READ_SIZE = 16384 };
+ * turn: a client with much to send cannot monopolise the thread. As much
+ * as conn_read() can take: a smaller read costs a wait, a read and a write
+ * per piece, four times the system calls per 64 KiB echoed at 16 KiB. */
+enum { READ_SIZE = CONN_READ_MAX };
 
 struct server {
     int listenfd;        /* non-blocking */

@@ -40,16 +40,13 @@ static int close_keep_errno(int fd)
     return -1;
 }
 
-int tcp_listen(const char *host, const char *port, int backlog, int *gai_err)
+/* socket(), SO_REUSEADDR, the caller's step, bind() and, for a stream,
+ * listen(): on the first address of host that works. */
+static int bind_to(const char *host, const char *port, int socktype,
+                   int backlog, int (*prepare)(int fd, void *arg), void *arg,
+                   int *gai_err)
 {
-    return tcp_listen_with(host, port, backlog, NULL, NULL, gai_err);
-}
-
-int tcp_listen_with(const char *host, const char *port, int backlog,
-                    int (*prepare)(int fd, void *arg), void *arg, int *gai_err)
-{
-    struct addrinfo *res =
-        resolve(host, port, SOCK_STREAM, AI_PASSIVE, gai_err);
+    struct addrinfo *res = resolve(host, port, socktype, AI_PASSIVE, gai_err);
     int fd = -1;
     const int on = 1;
 
@@ -61,13 +58,29 @@ int tcp_listen_with(const char *host, const char *port, int backlog,
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
             (prepare == NULL || prepare(fd, arg) == 0) &&
             bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, backlog) == 0)
+            (socktype != SOCK_STREAM || listen(fd, backlog) == 0))
             break;
         fd = close_keep_errno(fd);
     }
     if (res != NULL)
         freeaddrinfo(res);
     return fd;
+}
+
+int tcp_listen(const char *host, const char *port, int backlog, int *gai_err)
+{
+    return bind_to(host, port, SOCK_STREAM, backlog, NULL, NULL, gai_err);
+}
+
+int tcp_listen_with(const char *host, const char *port, int backlog,
+                    int (*prepare)(int fd, void *arg), void *arg, int *gai_err)
+{
+    return bind_to(host, port, SOCK_STREAM, backlog, prepare, arg, gai_err);
+}
+
+int udp_bind(const char *host, const char *port, int *gai_err)
+{
+    return bind_to(host, port, SOCK_DGRAM, 0, NULL, NULL, gai_err);
 }
 
 /* socket() and connect() of the given type, trying each address. */

@@ -30,6 +30,11 @@ int tcp_listen_with(const char *host, const char *port, int backlog,
 /* A socket connected to host:port (close-on-exec), trying each address. */
 int tcp_connect(const char *host, const char *port, int *gai_err);
 
+/* A UDP socket (SO_REUSEADDR, close-on-exec) bound to host:port: a
+ * listener's sequence without listen(), since datagrams have no
+ * connections to wait for. */
+int udp_bind(const char *host, const char *port, int *gai_err);
+
 /* A UDP socket connected to host:port (close-on-exec). No packet leaves:
  * connect() only fixes where send() goes, and from whom recv() accepts
  * datagrams -- and lets the kernel report an ICMP "port unreachable" for
