@@ -8,7 +8,8 @@
 #                      what they say you will see: scripts/doc-test
 #   make check         the same tests against ASan+UBSan builds, TSan
 #                      builds of the lessons that start threads, and a
-#                      smaller run under valgrind (make valgrind)
+#                      smaller run under valgrind (make valgrind);
+#                      make check-unit: the common/ unit tests alone
 #   make tour          build, run every lesson, print one row each
 #   make netlab        (root) a lesson's server and client in two network
 #                      namespaces, tcpdump between them: scripts/netlab -h;
@@ -86,7 +87,7 @@ PRELOADS := $(BIN_DIR)/build/tools/no-uring.so
 BENCH := $(BIN_DIR)/bench/echo-bench $(BIN_DIR)/bench/chart \
 	$(BIN_DIR)/bench/timeline
 
-.PHONY: all test check valgrind tour bench lint format format-check clean test-programs
+.PHONY: all test check check-unit valgrind tour bench lint format format-check clean test-programs
 all: $(PROGRAMS) $(BENCH)
 test-programs: $(PROGRAMS) $(UNIT_TESTS) $(TOOLS) $(PRELOADS) $(BENCH)
 
@@ -144,6 +145,15 @@ TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer \
 	-include tests/tsan-epoll.h
 TSAN_LESSONS = $(sort $(patsubst %/,%,$(dir $(shell grep -l pthread_create \
 	$(addsuffix /*.c,$(LESSONS)) 2>/dev/null))))
+
+# The common/ unit tests alone under ASan+UBSan: a minute, for CI, where
+# the whole check would not fit (.ci/run).
+check-unit:
+	$(MAKE) --no-print-directory CC=$(SAN_CC) BIN_DIR=build/asan \
+		OBJ_DIR=build/asan/obj SAN_FLAGS="$(ASAN_FLAGS)" \
+		build/asan/build/unit/test_common \
+		build/asan/build/unit/test_common_tinybuf
+	BIN_DIR=build/asan SANITIZER=asan LESSONS=none tests/run
 
 check:
 	$(MAKE) --no-print-directory CC=$(SAN_CC) BIN_DIR=build/asan \
