@@ -30,8 +30,18 @@ all_lessons() {
 # The contract tests run against $LESSON (tests/run sets it).
 LESSON=${LESSON:-$(all_lessons | head -n 1)}
 
-server_bin() { echo "$BIN_DIR/$1/server"; }
-client_bin() { echo "$BIN_DIR/$1/client"; }
+# LESSON_BIN: a folder that holds $LESSON's server and client, wherever
+# they were built and whatever their folder is called (scripts/grade sets
+# it); the other lessons' programs stay under BIN_DIR.
+server_bin() { echo "$(lesson_bin_dir "$1")/server"; }
+client_bin() { echo "$(lesson_bin_dir "$1")/client"; }
+lesson_bin_dir() {
+    if [[ -n ${LESSON_BIN:-} && $1 == "$LESSON" ]]; then
+        echo "$LESSON_BIN"
+    else
+        echo "$BIN_DIR/$1"
+    fi
+}
 
 # wait_for SECONDS COMMAND...: runs COMMAND until it succeeds; fails after
 # SECONDS. The command is the event; the interval is only how often we look.
