@@ -58,13 +58,17 @@ $(BIN_DIR)/$(1)/server: $$(call obj,$(1)/server.c $$($(1)_SHARED) $$($(1)_BORROW
 $(BIN_DIR)/$(1)/client: $$(call obj,$(1)/client.c $$($(1)_SHARED)) $$(COMMON_OBJ)
 PROGRAMS += $(BIN_DIR)/$(1)/server $(BIN_DIR)/$(1)/client
 endef
-# Each lesson stands alone, with one exception: 08's server is built on
-# 07's reactor and connection layer, unchanged, so that its server.c holds
-# only what 08 adds (the queues and the workers; see its lab sheet). It
-# links 07's reactor.c, demux_*.c and tcp.c, and sees their headers.
+# Each lesson stands alone, with one exception: the servers of 08 and 10
+# are built on 07's reactor and connection layer, unchanged, so that their
+# server.c holds only what the lesson adds (08's queues and workers, 10's
+# loops, one per thread; see their lab sheets). They link 07's reactor.c,
+# demux_*.c and tcp.c, and see their headers.
 08-half-sync-half-async_BORROWS := $(filter-out %/server.c %/client.c,\
 	$(wildcard 07-reactor/*.c))
 $(OBJ_DIR)/08-half-sync-half-async/server.o: ALL_CFLAGS += -I07-reactor
+10-reactor-per-thread_BORROWS := $(filter-out %/server.c %/client.c,\
+	$(wildcard 07-reactor/*.c))
+$(OBJ_DIR)/10-reactor-per-thread/server.o: ALL_CFLAGS += -I07-reactor
 $(foreach l,$(LESSONS),$(eval $(call lesson_rules,$(l))))
 
 # Test programs: the common/ unit tests, built twice -- the second time
@@ -116,7 +120,7 @@ $(BIN_DIR)/build/tools/no-uring.so: tests/tools/no-uring.c
 $(BIN_DIR)/build/tools/peer: $(OBJ_DIR)/tests/tools/peer.o $(COMMON_OBJ)
 $(BIN_DIR)/build/tools/bad-echo: $(OBJ_DIR)/tests/tools/bad-echo.o $(COMMON_OBJ)
 $(BIN_DIR)/bench/echo-bench: $(OBJ_DIR)/bench/echo-bench.o $(COMMON_OBJ)
-$(BIN_DIR)/bench/chart: $(OBJ_DIR)/bench/chart.o $(COMMON_OBJ)
+$(BIN_DIR)/bench/chart: $(OBJ_DIR)/bench/chart.o $(OBJ_DIR)/bench/svg.o $(COMMON_OBJ)
 $(BIN_DIR)/bench/chart: LDLIBS += -lm
 
 test: test-programs
@@ -177,7 +181,7 @@ bench: all
 lint:
 	scripts/lint
 
-FORMAT_FILES = $(wildcard common/*.[ch] */*.c [0-9][0-9]-*/*.h tests/*/*.c bench/*.c)
+FORMAT_FILES = $(wildcard common/*.[ch] */*.c [0-9][0-9]-*/*.h tests/*/*.c bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

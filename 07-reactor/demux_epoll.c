@@ -44,8 +44,10 @@ static void demux_destroy(void *state)
 static int demux_set(void *state, int fd, unsigned old, unsigned mask)
 {
     struct demux_state *st = state;
-    struct epoll_event ev = {.events = ((mask & RE_READ) ? EPOLLIN : 0u) |
-                                       ((mask & RE_WRITE) ? EPOLLOUT : 0u),
+    struct epoll_event ev = {.events =
+                                 ((mask & RE_READ) ? EPOLLIN : 0u) |
+                                 ((mask & RE_WRITE) ? EPOLLOUT : 0u) |
+                                 ((mask & RE_EXCLUSIVE) ? EPOLLEXCLUSIVE : 0u),
                              .data.fd = fd};
 
     if (old == 0 && mask == 0)

@@ -24,8 +24,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* What a handler is called for: a bit mask. */
-enum { RE_READ = 1u, RE_WRITE = 2u };
+/* What a handler is called for: a bit mask. RE_EXCLUSIVE, with RE_READ,
+ * asks epoll to wake only one of the loops that watch the same descriptor
+ * (EPOLLEXCLUSIVE); it must be there from the first reactor_watch() of fd
+ * on, and the other backends ignore it. */
+enum { RE_READ = 1u, RE_WRITE = 2u, RE_EXCLUSIVE = 4u };
 
 struct reactor;
 

@@ -11,6 +11,7 @@
 #include "tcp.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,9 +26,9 @@ struct tcp_server {
     struct tcp_callbacks cb;
     void *ctx;
     uint64_t idle_ms;
-    size_t read_size;        /* tcp_server_set_read_size() */
-    bool paused;             /* tcp_server_pause_reading() */
-    unsigned long long sent; /* tcp_server_sent() */
+    size_t read_size;   /* tcp_server_set_read_size() */
+    bool paused;        /* tcp_server_pause_reading() */
+    atomic_ullong sent; /* tcp_server_sent(), from any thread */
     /* Every connection, for tcp_server_pause_reading(); each knows its
      * place (tcp_conn.index), so that leaving the table is O(1). */
     struct tcp_conn **conns;
@@ -101,6 +102,13 @@ static void settle(struct tcp_conn *c)
         close_conn(c);
 }
 
+/* Only the loop's thread adds, but another may read at any moment (a
+ * stop taken on another loop's thread): relaxed, as a counter needs. */
+static void add_sent(struct tcp_server *s, unsigned long long n)
+{
+    atomic_fetch_add_explicit(&s->sent, n, memory_order_relaxed);
+}
+
 /* Hands the client's bytes to on_message, with whatever it left last
  * time in front of them, and keeps what it leaves now. Only a connection
  * whose application does not consume everything owns an input buffer;
@@ -169,7 +177,7 @@ static void on_writable(struct tcp_conn *c)
 
     if (conn_flush(c->io) == -1)
         return;
-    c->server->sent += c->io->nbytes - sent;
+    add_sent(c->server, c->io->nbytes - sent);
     if (conn_pending(c->io) < before)
         c->last_active_ms = reactor_now(c->server->r);
     if (conn_pending(c->io) == 0) {
@@ -236,9 +244,10 @@ static bool add_conn(struct tcp_server *s, struct tcp_conn *c)
     return true;
 }
 
-/* Registers the connection for io, and tells the application; if there is
- * no room for it, the client is turned away and the reason logged. */
-static void new_conn(struct tcp_server *s, struct conn *io)
+/* Registers the connection for io, and tells the application: what
+ * accept_one() does with each client, and what a lesson that accepts on
+ * another thread asks for through tcp_server_adopt(). */
+void tcp_server_adopt(struct tcp_server *s, struct conn *io)
 {
     struct tcp_conn *c = calloc(1, sizeof *c);
 
@@ -281,7 +290,7 @@ static bool accept_one(struct tcp_server *s, int listenfd)
         err_ret("accept: a client was lost"); /* take the next */
         return true;
     }
-    new_conn(s, c);
+    tcp_server_adopt(s, c);
     return true;
 }
 
@@ -308,7 +317,8 @@ struct tcp_server *tcp_server_new(struct reactor *r, int listenfd,
                              .ctx = ctx,
                              .idle_ms = idle_ms,
                              .read_size = CONN_READ_MAX};
-    if (reactor_watch(r, listenfd, RE_READ, on_accept, s) == -1) {
+    if (listenfd != -1 &&
+        reactor_watch(r, listenfd, RE_READ, on_accept, s) == -1) {
         free(s);
         return NULL;
     }
@@ -332,7 +342,7 @@ void tcp_server_pause_reading(struct tcp_server *s, bool paused)
 
 unsigned long long tcp_server_sent(const struct tcp_server *s)
 {
-    return s->sent;
+    return atomic_load_explicit(&s->sent, memory_order_relaxed);
 }
 
 int tcp_conn_send(struct tcp_conn *c, const void *p, size_t n)
@@ -340,7 +350,7 @@ int tcp_conn_send(struct tcp_conn *c, const void *p, size_t n)
     unsigned long long sent = c->io->nbytes;
     int rc = conn_send(c->io, p, n);
 
-    c->server->sent += c->io->nbytes - sent;
+    add_sent(c->server, c->io->nbytes - sent);
     return rc;
 }
 

@@ -66,12 +66,19 @@ struct tcp_conn {
 
 /* Accepts clients on listenfd (non-blocking, already listening), serves
  * them with cb, and passes ctx to every callback through tcp_conn.ctx.
+ * listenfd -1: no listener; the clients come through tcp_server_adopt().
  * idle_ms > 0 closes a client after that long without a byte moving either
  * way. Returns NULL with errno set. There is no tcp_server_free(): the
  * server lives until the process exits, and exit closes the sockets. */
 struct tcp_server *tcp_server_new(struct reactor *r, int listenfd,
                                   const struct tcp_callbacks *cb, void *ctx,
                                   uint64_t idle_ms);
+
+/* Serves a client accepted elsewhere (another thread's listener, say), as
+ * if s had accepted it: on_connection, then its events on s's reactor. On
+ * s's reactor's thread only. If there is no room for it, the client is
+ * turned away and the reason logged. */
+void tcp_server_adopt(struct tcp_server *s, struct conn *io);
 
 /* The most one read() takes, 1 to CONN_READ_MAX (the default). Each read
  * is one on_message() call, so this bounds what one call brings. */
@@ -83,7 +90,7 @@ void tcp_server_set_read_size(struct tcp_server *s, size_t size);
 void tcp_server_pause_reading(struct tcp_server *s, bool paused);
 
 /* Bytes written to the clients so far, over every connection: an echo
- * server's "echoed" at any moment. */
+ * server's "echoed" at any moment, read from any thread (an atomic). */
 unsigned long long tcp_server_sent(const struct tcp_server *s);
 
 /* Sends n bytes: written now as far as the socket takes them, the rest

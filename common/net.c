@@ -42,6 +42,12 @@ static int close_keep_errno(int fd)
 
 int tcp_listen(const char *host, const char *port, int backlog, int *gai_err)
 {
+    return tcp_listen_with(host, port, backlog, NULL, NULL, gai_err);
+}
+
+int tcp_listen_with(const char *host, const char *port, int backlog,
+                    int (*prepare)(int fd, void *arg), void *arg, int *gai_err)
+{
     struct addrinfo *res = resolve(host, port, AI_PASSIVE, gai_err);
     int fd = -1;
     const int on = 1;
@@ -52,6 +58,7 @@ int tcp_listen(const char *host, const char *port, int backlog, int *gai_err)
         if (fd == -1)
             continue;
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+            (prepare == NULL || prepare(fd, arg) == 0) &&
             bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
             listen(fd, backlog) == 0)
             break;

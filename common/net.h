@@ -21,6 +21,12 @@
  * ask getsockname() which port it chose. */
 int tcp_listen(const char *host, const char *port, int backlog, int *gai_err);
 
+/* tcp_listen() with one step of the caller's between socket() and bind():
+ * prepare(fd, arg) sets what must be set before bind() or listen() (for
+ * example SO_REUSEPORT, or SO_RCVBUF) and returns 0, or -1 with errno. */
+int tcp_listen_with(const char *host, const char *port, int backlog,
+                    int (*prepare)(int fd, void *arg), void *arg, int *gai_err);
+
 /* A socket connected to host:port (close-on-exec), trying each address. */
 int tcp_connect(const char *host, const char *port, int *gai_err);
 

@@ -88,6 +88,23 @@ int parse_number(const char *arg, long min, long max, long *out)
     return 0;
 }
 
+int parse_choice(const char *arg, const char *const names[], long *out)
+{
+    char list[256] = "";
+    size_t n = 0;
+
+    for (long i = 0; names[i] != NULL; i++) {
+        if (strcmp(arg, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+        n += (size_t)snprintf(list + n, n < sizeof list ? sizeof list - n : 0,
+                              "%s%s", i ? ", " : "", names[i]);
+    }
+    err_msg("'%s' is not one of: %s", arg, list);
+    return -1;
+}
+
 /* A program started with descriptor 0, 1 or 2 closed would hand that
  * number to its first socket, and then read its input from it, or write
  * its log lines into it. /dev/null takes each closed one first. Any

@@ -63,4 +63,8 @@ _Noreturn void err_listen(const struct net_options *opt, int gai_err);
  * Returns 0, or -1 after printing what is wrong. */
 int parse_number(const char *arg, long min, long max, long *out);
 
+/* For lesson options: finds arg among names (a list ending with NULL) and
+ * stores its index. Returns 0, or -1 after printing the choices. */
+int parse_choice(const char *arg, const char *const names[], long *out);
+
 #endif

@@ -108,9 +108,9 @@ settled() { # settled PID FDS THREADS: back to its counts, no child left
     else
         wait_for 20 log_has "$SERVER_LOG" 'EMFILE'
     fi
-    # Asleep, not spinning on the clients it could not take. (01 serves one
-    # client at a time: there the others wait in the backlog instead.)
-    wait_for 20 sleeping "$SERVER_PID"
+    # Asleep, every thread, not spinning on the clients it could not take.
+    # (01 serves one client at a time: the others wait in the backlog.)
+    wait_for 20 quiescent "$SERVER_PID"
     kill "${pids[@]}" 2>/dev/null || true
     wait_for 30 all_closed "$SERVER_LOG"
     run nc_echo "$PORT" <<<"served later"

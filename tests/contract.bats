@@ -323,8 +323,8 @@ backed_up() {
 }
 
 # listen_queue PORT: connections the kernel holds for accept() (the LISTEN
-# socket's Recv-Q).
-listen_queue() { ss -Htln "sport = :$1" | awk '{ print $2 }'; }
+# sockets' Recv-Q, summed: with SO_REUSEPORT a server has several).
+listen_queue() { ss -Htln "sport = :$1" | awk '{ q += $2 } END { print q + 0 }'; }
 listen_queue_is() { [[ $(listen_queue "$1") == "$2" ]]; }
 
 @test "$L: out of descriptors: logs EMFILE, does not spin, serves again later" {
@@ -347,9 +347,9 @@ listen_queue_is() { [[ $(listen_queue "$1") == "$2" ]]; }
     ((refused)) || fail "no client refused with the limit at $base descriptors"
     wait_for 20 log_has "$SERVER_LOG" 'EMFILE|Too many open files'
     # Not spinning on the connection it could not take: the queue is empty
-    # and the server is asleep, waiting for the next event.
+    # and every thread of the server is asleep, waiting for the next event.
     wait_for 20 listen_queue_is "$PORT" 0
-    wait_for 20 sleeping "$SERVER_PID"
+    wait_for 20 quiescent "$SERVER_PID"
     # Descriptors to spare again: served as usual.
     prlimit --pid "$SERVER_PID" --nofile=$((base + 64)):
     run nc_echo "$PORT" <<<"served again"
@@ -372,7 +372,7 @@ stopped_cleanly() {
 
 @test "$L: SIGTERM while it waits for its first client: exit 0, nothing left" {
     start_server "$LESSON"
-    wait_for 20 sleeping "$SERVER_PID"
+    wait_for 20 quiescent "$SERVER_PID"
     stop_server TERM
     stopped_cleanly 0 0
 }

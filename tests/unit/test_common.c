@@ -2252,6 +2252,30 @@ static void test_parse_number(void)
             diag("returned %d", huge_results[i]);
 }
 
+/* ---- parse_choice -------------------------------------------------------- */
+
+static void test_parse_choice(void)
+{
+    static const char *const names[] = {"lt", "et", "et-once", NULL};
+    long v = -7;
+
+    check(parse_choice("lt", names, &v) == 0 && v == 0 &&
+              parse_choice("et-once", names, &v) == 0 && v == 2,
+          "parse_choice: \"lt\" is 0 and \"et-once\" is 2");
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved == -1 || devnull == -1 || dup2(devnull, STDERR_FILENO) == -1)
+        bail_out("redirecting stderr");
+    close(devnull);
+    int bad = parse_choice("e", names, &v), empty = parse_choice("", names, &v);
+    if (dup2(saved, STDERR_FILENO) == -1)
+        bail_out("restoring stderr");
+    close(saved);
+    check(bad == -1 && empty == -1 && v == 2,
+          "parse_choice: a prefix and \"\" are rejected, the value kept");
+}
+
 /* ---- parse_server_options, parse_client_options ------------------------- */
 
 static const struct program_info test_program = {
@@ -3755,6 +3779,7 @@ int main(int argc, char **argv)
     test_long_program_name_is_cut();
 
     test_parse_number();
+    test_parse_choice();
     test_parse_server_options();
     test_parse_client_options();
     test_too_many_short_options_are_refused();
