@@ -193,7 +193,7 @@ clean:
 
 # Grading (scripts/grade): the student's folder is built by the script,
 # with the flags and borrowed files these print, against common/.
-.PHONY: grade handout print-cflags print-asan-cflags print-borrows
+.PHONY: grade handout print-cflags print-asan-cflags print-san-cc print-borrows
 grade: test-programs
 	scripts/grade $(if $(ASAN),-a) -- "$(LESSON)" "$(DIR)"
 handout:
