@@ -21,6 +21,11 @@
 #   make format        reformat with .clang-format; make format-check checks
 #   make lint          clang-tidy (.clang-tidy) and cppcheck: scripts/lint
 #   make fuzz          libFuzzer over common/'s parsers, FUZZ_SECONDS each
+#   make grade LESSON=NN-name DIR=path
+#                      grade a student's folder against that lesson's tests
+#                      and rubric (ASAN=1: under ASan+UBSan): scripts/grade
+#   make handout       handout/NN-name/, a student's starting point for
+#                      each lesson: scripts/handout
 #   make clean         remove everything built
 #
 # CFLAGS=... adds to the required flags below, it never replaces them.
@@ -206,8 +211,26 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf build $(addsuffix /server,$(LESSONS)) $(addsuffix /client,$(LESSONS)) \
+	rm -rf build handout $(addsuffix /server,$(LESSONS)) $(addsuffix /client,$(LESSONS)) \
 		$(BENCH)
+
+# Grading (scripts/grade): the student's folder is built by the script,
+# with the flags and borrowed files these print, against common/.
+.PHONY: grade handout print-cflags print-asan-cflags print-san-cc print-borrows
+grade: test-programs
+	scripts/grade $(if $(ASAN),-a) -- "$(LESSON)" "$(DIR)"
+handout:
+	scripts/handout
+print-cflags:
+	@echo $(filter-out -MMD -MP -Icommon,$(REQUIRED_CFLAGS) $(CFLAGS))
+print-asan-cflags:
+	@echo $(filter-out -MMD -MP -Icommon,$(REQUIRED_CFLAGS) $(ASAN_FLAGS) $(CFLAGS))
+print-san-cc:
+	@echo $(SAN_CC)
+# print-borrows LESSON=NN-name: the files of another lesson its server
+# links (08's are 07's reactor).
+print-borrows:
+	@echo $($(LESSON)_BORROWS)
 
 -include $(shell find $(OBJ_DIR) -name '*.d' 2>/dev/null)
 

@@ -30,21 +30,46 @@ all_lessons() {
 # The contract tests run against $LESSON (tests/run sets it).
 LESSON=${LESSON:-$(all_lessons | head -n 1)}
 
-server_bin() { echo "$BIN_DIR/$1/server"; }
-client_bin() { echo "$BIN_DIR/$1/client"; }
+# LESSON_BIN: a folder that holds $LESSON's server and client, wherever
+# they were built and whatever their folder is called (scripts/grade sets
+# it); the other lessons' programs stay under BIN_DIR.
+server_bin() { echo "$(lesson_bin_dir "$1")/server"; }
+client_bin() { echo "$(lesson_bin_dir "$1")/client"; }
+lesson_bin_dir() {
+    if [[ -n ${LESSON_BIN:-} && $1 == "$LESSON" ]]; then
+        echo "$LESSON_BIN"
+    else
+        echo "$BIN_DIR/$1"
+    fi
+}
 
 # wait_for SECONDS COMMAND...: runs COMMAND until it succeeds; fails after
 # SECONDS. The command is the event; the interval is only how often we look.
+# A test's server that died unasked also ends the wait, at once: nothing
+# more will come from it (a server a test stops prints its stats line
+# first; one that crashed or quit on an error does not).
 wait_for() {
     local deadline=$((SECONDS + $1))
     shift
     until "$@"; do
+        if server_died_unasked; then
+            echo "# gave up waiting for: $*: the server died; its last lines:" >&2
+            tail -n 3 "$SERVER_LOG" | sed 's/^/#   /' >&2
+            return 1
+        fi
         if ((SECONDS >= deadline)); then
             echo "# gave up after waiting for: $*" >&2
             return 1
         fi
         sleep "$POLL_INTERVAL"
     done
+}
+
+# server_died_unasked: the server start_server started has exited without
+# its stats line.
+server_died_unasked() {
+    [[ -n ${SERVER_PID:-} && -n ${SERVER_LOG:-} ]] && exited "$SERVER_PID" &&
+        ! log_has "$SERVER_LOG" '^served '
 }
 
 # log_has FILE REGEX: the file has a line matching the extended regex.
