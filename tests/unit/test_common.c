@@ -2202,6 +2202,26 @@ static void test_long_program_name_is_cut(void)
 
 /* ---- parse_number ------------------------------------------------------- */
 
+/* stderr_off() sends stderr to /dev/null and returns the saved original,
+ * for stderr_on() to put back: for calls whose complaints are expected. */
+static int stderr_off(void)
+{
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved == -1 || devnull == -1 || dup2(devnull, STDERR_FILENO) == -1)
+        bail_out("redirecting stderr");
+    close(devnull);
+    return saved;
+}
+
+static void stderr_on(int saved)
+{
+    if (dup2(saved, STDERR_FILENO) == -1)
+        bail_out("restoring stderr");
+    close(saved);
+}
+
 static void test_parse_number(void)
 {
     static const char *const bad[] = {"", "4x", "-1", "101",
@@ -2217,12 +2237,7 @@ static void test_parse_number(void)
 
     /* parse_number() says why it rejects on stderr; these rejections are
      * expected, so their messages go to /dev/null. */
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (saved == -1 || devnull == -1 || dup2(devnull, STDERR_FILENO) == -1)
-        bail_out("redirecting stderr");
-    close(devnull);
+    int saved = stderr_off();
     int results[COUNT(bad)];
     long kept[COUNT(bad)];
     for (size_t i = 0; i < COUNT(bad); i++) {
@@ -2232,9 +2247,7 @@ static void test_parse_number(void)
     int huge_results[COUNT(huge)];
     for (size_t i = 0; i < COUNT(huge); i++)
         huge_results[i] = parse_number(huge[i], LONG_MIN, LONG_MAX, &v);
-    if (dup2(saved, STDERR_FILENO) == -1)
-        bail_out("restoring stderr");
-    close(saved);
+    stderr_on(saved);
 
     for (size_t i = 0; i < COUNT(bad); i++)
         if (!check(results[i] == -1 && kept[i] == -7,
@@ -2262,16 +2275,9 @@ static void test_parse_choice(void)
     check(parse_choice("lt", names, &v) == 0 && v == 0 &&
               parse_choice("et-once", names, &v) == 0 && v == 2,
           "parse_choice: \"lt\" is 0 and \"et-once\" is 2");
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (saved == -1 || devnull == -1 || dup2(devnull, STDERR_FILENO) == -1)
-        bail_out("redirecting stderr");
-    close(devnull);
+    int saved = stderr_off(); /* the rejections' messages are expected */
     int bad = parse_choice("e", names, &v), empty = parse_choice("", names, &v);
-    if (dup2(saved, STDERR_FILENO) == -1)
-        bail_out("restoring stderr");
-    close(saved);
+    stderr_on(saved);
     check(bad == -1 && empty == -1 && v == 2,
           "parse_choice: a prefix and \"\" are rejected, the value kept");
 }
