@@ -116,8 +116,11 @@ spawn() {
 }
 
 close_inherited_fds() {
-    local fd
-    for fd in $(ls /proc/self/fd); do
+    local path fd
+    # The subshell's own descriptors ($BASHPID, not $$: that is the test's
+    # shell), read by a glob, with no process started to list them.
+    for path in /proc/"$BASHPID"/fd/*; do
+        fd=${path##*/}
         ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
     done
     return 0
@@ -230,7 +233,9 @@ all_closed() {
 }
 
 # need_nc: netcat-openbsd, for its -N (half-close at EOF on stdin).
+# tests/run checks it once and says so in NC_CHECKED.
 need_nc() {
+    [[ ${NC_CHECKED:-} != openbsd ]] || return 0
     if ! nc -h 2>&1 | grep -q 'OpenBSD netcat'; then
         fail "these tests need netcat-openbsd (nc -N): apt-get install netcat-openbsd"
     fi
