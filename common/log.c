@@ -180,13 +180,8 @@ static void append_number(char *buf, size_t size, size_t *len,
     append(buf, size, len, digits + n);
 }
 
-void log_stats_signal_safe(unsigned long long nconns, unsigned long long nbytes)
-{
-    log_stats_of_signal_safe("connections", nconns, nbytes);
-}
-
-void log_stats_of_signal_safe(const char *what, unsigned long long n,
-                              unsigned long long nbytes)
+void log_stats_signal_safe(const char *what, unsigned long long n,
+                           unsigned long long nbytes)
 {
     char line[96];
     size_t len = 0;

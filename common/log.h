@@ -40,13 +40,10 @@ void log_closed(const char *peer, unsigned long long nbytes);
 void log_stats(unsigned long long nconns, unsigned long long nbytes);
 /* The same line, formatted by hand into a stack buffer and written with
  * one write(2): async-signal-safe, for a stop signal's handler (signals.h),
- * where printf() could deadlock on a lock the interrupted code holds. */
-void log_stats_signal_safe(unsigned long long nconns,
+ * where printf() could deadlock on a lock the interrupted code holds. what
+ * names what n counts: "connections", or "datagrams" for 01's UDP mode. */
+void log_stats_signal_safe(const char *what, unsigned long long n,
                            unsigned long long nbytes);
-/* The same, counting what instead of connections: "served 3 datagrams,
- * echoed 18 bytes" (01's UDP mode). */
-void log_stats_of_signal_safe(const char *what, unsigned long long n,
-                              unsigned long long nbytes);
 /* The same line with a lesson's own counters after a comma: "served 3
  * connections, echoed 36 bytes, 9 epoll_wait calls". more may be NULL. */
 void log_stats_more(unsigned long long nconns, unsigned long long nbytes,

@@ -52,7 +52,7 @@ static void exit_on_stop(int signo)
     (void)signo;
     if (stop_before != NULL)
         stop_before();
-    log_stats_of_signal_safe(
+    log_stats_signal_safe(
         stop_totals->counted ? stop_totals->counted : "connections",
         atomic_load(&stop_totals->conns), atomic_load(&stop_totals->bytes));
     _exit(0);

@@ -2578,7 +2578,7 @@ static void test_stop_by_handler(void)
 static int stats_zero_child(void *arg)
 {
     (void)arg;
-    log_stats_signal_safe(0, 0);
+    log_stats_signal_safe("connections", 0, 0);
     return 0;
 }
 
