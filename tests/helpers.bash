@@ -78,23 +78,46 @@ log_has() { grep -qE -- "$2" "$1" 2>/dev/null; }
 # log_count FILE REGEX: how many lines match.
 log_count() { grep -cE -- "$2" "$1" 2>/dev/null || true; }
 
+# Polling is cheap when it starts no process. bats runs a trap before
+# every command of a test, so a loop in bash is not cheap either: one
+# process is read with bash alone, many with one pgrep.
+
+# read_stat FILE: sets STAT to the fields of a /proc .../stat file after
+# the command's name (state, ppid, pgrp, session, ...), the name being
+# the one field that may hold spaces; empty if the process is gone.
+read_stat() {
+    STAT=
+    { read -r STAT <"$1"; } 2>/dev/null || true
+    STAT=${STAT##*) }
+}
+
 # proc_state PID: R, S, Z ... or nothing if the process is gone.
-proc_state() { sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null; }
+proc_state() {
+    read_stat "/proc/$1/stat"
+    echo "${STAT%% *}"
+}
+
+# live_procs -g|-s|-P ID...: the processes, zombies left out, whose
+# process group (-g), session (-s) or parent (-P) is one of the IDs.
+LIVE_STATES=R,S,D,T,t,W,P,I # every state but Z (and X, gone)
+live_procs() {
+    local how=$1 id ids=
+    shift
+    # Never 0 nor nothing: to pgrep, 0 is its own group or session.
+    for id in "$@"; do
+        [[ $id =~ ^[1-9][0-9]*$ ]] && ids+=${ids:+,}$id
+    done
+    [[ -n $ids ]] || return 0
+    pgrep -r "$LIVE_STATES" "$how" "$ids" || true
+}
 
 # live_in_group PGID: the processes of the group that are not zombies.
-live_in_group() {
-    local p
-    for p in $(pgrep -g "$1"); do
-        [[ $(proc_state "$p") == [^Z] ]] && echo "$p"
-    done
-    return 0
-}
+live_in_group() { live_procs -g "$1"; }
 
 # exited PID: the process has finished (gone, or a zombie waiting for us).
 exited() {
-    local s
-    s=$(proc_state "$1")
-    [[ -z $s || $s == Z ]]
+    read_stat "/proc/$1/stat"
+    [[ -z $STAT || $STAT == Z* ]]
 }
 
 _spawned=()
@@ -186,7 +209,11 @@ stop_server() {
 }
 
 # fd_count PID: how many descriptors the process holds.
-fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+fd_count() {
+    local fds=(/proc/"$1"/fd/*)
+    [[ -L ${fds[0]} ]] || fds=() # no descriptor, or no such process
+    echo "${#fds[@]}"
+}
 fd_count_is() { [[ $(fd_count "$1") -eq $2 ]]; }
 
 # threads PID, rss_kb PID: its thread count, its resident memory in KiB.
@@ -213,7 +240,10 @@ sample_threads_until_exited() {
 
 # sleeping PID: the process (its main thread) is asleep, waiting for an
 # event, rather than running: a server that spins is never found so.
-sleeping() { [[ $(proc_state "$1") == S ]]; }
+sleeping() {
+    read_stat "/proc/$1/stat"
+    [[ $STAT == S* ]]
+}
 # quiescent PID: no thread of PID, nor of its children, is running: each
 # is asleep, waiting for its next event. After a client got its echo, a
 # quiescent server has also counted it (it counts after each write).
@@ -221,7 +251,8 @@ quiescent() {
     local p t
     for p in "$1" $(pgrep -P "$1"); do
         for t in /proc/"$p"/task/*; do
-            [[ $(sed -E 's/^.*\) (.).*$/\1/' "$t/stat" 2>/dev/null) != R ]] || return 1
+            read_stat "$t/stat"
+            [[ $STAT != R* ]] || return 1
         done
     done
 }
@@ -229,7 +260,7 @@ quiescent() {
 # all_closed LOG: every connection the server logged as accepted it has
 # also logged as closed.
 all_closed() {
-    [[ $(log_count "$1" '^accepted ') -eq $(log_count "$1" '^closed ') ]]
+    awk '/^accepted / { a++ } /^closed / { c++ } END { exit a != c }' "$1"
 }
 
 # need_nc: netcat-openbsd, for its -N (half-close at EOF on stdin).
@@ -261,26 +292,75 @@ capture_start() {
 }
 _ncaptures=0
 
+# two_at_a_time FUNCTION ARG...: FUNCTION ARG for each ARG, in the
+# background, for jobs that each keep a CPU busy: two run at once, the
+# next starting as one ends. Returns when all are done.
+two_at_a_time() {
+    local fn=$1 arg pid ended running=() still
+    shift
+    for arg in "$@"; do
+        if ((${#running[@]} == 2)); then
+            wait -n -p ended "${running[@]}" || true
+            still=()
+            for pid in "${running[@]}"; do
+                [[ $pid == "$ended" ]] || still+=("$pid")
+            done
+            running=("${still[@]}")
+        fi
+        "$fn" "$arg" &
+        running+=($!)
+    done
+    wait "${running[@]}"
+}
+
 # random_file PATH BYTES: incompressible test data.
 random_file() { head -c "$2" /dev/urandom >"$1"; }
 
-# teardown_processes: stops every process group spawn() started: TERM,
-# then KILL for whatever is still alive after a few seconds, then reaps.
+# teardown_processes: stops every session spawn() started, with whatever
+# each holds (a server's children too): TERM, then KILL for whatever is
+# still alive after a few seconds; then reaps what spawn() started.
 teardown_processes() {
-    local pid
-    for pid in "${_spawned[@]}"; do
-        kill -TERM -- "-$pid" 2>/dev/null || true
-        pkill -TERM -s "$pid" 2>/dev/null || true
+    local sig pid left deadline
+    ((${#_spawned[@]} > 0)) || return 0
+    our_sessions
+    for sig in TERM KILL; do
+        ((${#SESSIONS[@]} > 0)) || break
+        left=$(live_procs -s "${SESSIONS[@]}")
+        [[ -n $left ]] || break
+        # shellcheck disable=SC2086 # one pid per word
+        kill -"$sig" $left 2>/dev/null || true
+        deadline=$((SECONDS + 5))
+        while [[ -n $left ]] && ((SECONDS < deadline)); do
+            sleep "$POLL_INTERVAL"
+            left=$(live_procs -s "${SESSIONS[@]}")
+        done
     done
     for pid in "${_spawned[@]}"; do
-        if ! wait_for 5 group_gone "$pid" 2>/dev/null ||
-            ! wait_for 5 session_gone "$pid" 2>/dev/null; then
-            kill -KILL -- "-$pid" 2>/dev/null || true
-            pkill -KILL -s "$pid" 2>/dev/null || true
-        fi
         wait "$pid" 2>/dev/null || true
     done
     _spawned=()
+}
+
+# our_sessions: sets SESSIONS to the sessions spawn() started that are
+# still ours. Each has the number of the pid spawn() started. Once the
+# test has reaped that process, the number is free, and after the pids
+# wrap (/proc/sys/kernel/pid_max) a stranger's process may get it and
+# lead a session of its own: a session whose leader is alive and is no
+# longer our job is left alone. (A session of ours keeps its number while
+# any of its processes lives, a server's children after the server.)
+our_sessions() {
+    local pid ours
+    ours=" $(jobs -p | tr '\n' ' ') "
+    SESSIONS=()
+    for pid in "${_spawned[@]}"; do
+        if [[ $ours != *" $pid "* ]]; then
+            read_stat "/proc/$pid/stat"
+            # shellcheck disable=SC2206 # numbers and one letter: no glob
+            local field=($STAT)
+            [[ ${field[3]:-} == "$pid" ]] && continue
+        fi
+        SESSIONS+=("$pid")
+    done
 }
 
 group_gone() { [[ -z $(live_in_group "$1") ]]; }
@@ -289,13 +369,7 @@ group_gone() { [[ -z $(live_in_group "$1") ]]; }
 # spawn() starts every command in a session of its own, and a process
 # cannot leave its session except by starting another (setsid), so this
 # finds a server's children even in a process group of their own.
-live_in_session() {
-    local p
-    for p in $(pgrep -s "$1"); do
-        [[ $(proc_state "$p") == [^Z] ]] && echo "$p"
-    done
-    return 0
-}
+live_in_session() { live_procs -s "$1"; }
 # session_gone SID: no process of the session runs.
 session_gone() { [[ -z $(live_in_session "$1") ]]; }
 # session_empty SID: no process of the session is left at all, not even a
