@@ -72,7 +72,7 @@ grade_handout() {
     echo "$s" >"$BATS_TEST_TMPDIR/$1.status"
 }
 
-@test "grade: every untouched handout listens, then fails the quick check with its TODO, 0 points, exit 1" {
+@test "grade: every untouched handout listens, then fails the quick check with its TODO, and scores what its rubric lists (0), exit 1" {
     local l
     # The quick check builds and starts one server each.
     # shellcheck disable=SC2046 # one lesson per word
@@ -84,7 +84,11 @@ grade_handout() {
         # It listened: the check failed at the echo, with the TODO's words.
         grep -q '^one line did not echo back' "$out" || fail "$l: $(cat "$out")"
         grep -q 'TODO: ' "$out" || fail "$l: no TODO in: $(cat "$out")"
-        grep -qE '^ +0 / 100 +total$' "$out" || fail "$l: $(cat "$out")"
+        # The total its rubric lists for the skeleton.
+        local want
+        want=$(sed -n 's/^# skeleton: \([0-9][0-9]*\) .*/\1/p' "$ROOT/$l/rubric")
+        [[ -n $want ]] || fail "$l/rubric lists no score for its skeleton"
+        grep -qE "^ +$want / 100 +total\$" "$out" || fail "$l: not $want: $(cat "$out")"
     done
 }
 
