@@ -49,7 +49,7 @@ struct tcp_callbacks {
 /* The application may read these fields, and owns data; only tcp.c writes
  * the others. */
 struct tcp_conn {
-    struct conn *io; /* descriptor, peer, output buffer, counters */
+    struct conn io; /* descriptor, peer, output buffer, counters */
     struct tcp_server *server;
     void *ctx;  /* the server's ctx, for the callbacks */
     void *data; /* the application's own, per connection; NULL at first */
@@ -77,8 +77,10 @@ struct tcp_server *tcp_server_new(struct reactor *r, int listenfd,
 
 /* Serves a client accepted elsewhere (another thread's listener, say), as
  * if s had accepted it: on_connection, then its events on s's reactor. On
- * s's reactor's thread only. If there is no room for it, the client is
- * turned away and the reason logged. */
+ * s's reactor's thread only. io must come from conn_new(): its contents
+ * move into the new tcp_conn, and its struct is freed, so the caller must
+ * not use io again. If there is no room for it, the client is turned away
+ * and the reason logged. */
 void tcp_server_adopt(struct tcp_server *s, struct conn *io);
 
 /* The most one read() takes, 1 to CONN_READ_MAX (the default). Each read
@@ -143,7 +145,7 @@ ssize_t tcp_frame_len(enum tcp_framing f, const char *data, size_t len);
  * takes per socket: after idle_s seconds without a segment, a probe
  * every interval_s seconds; count probes unanswered, and the connection
  * fails with ETIMEDOUT (the layer then closes it: on_close sees
- * io->error). Returns 0, or -1 with errno set. */
+ * io.error). Returns 0, or -1 with errno set. */
 int tcp_conn_keepalive(struct tcp_conn *c, int idle_s, int interval_s,
                        int count);
 
