@@ -37,6 +37,14 @@ struct tcp_server {
     size_t nconns, cap;
 };
 
+/* The idle limit's state is apart from struct tcp_conn, in a block that
+ * only a server with an idle limit allocates: an idle connection of a
+ * server without one should not pay for a timer it never starts. */
+struct tcp_idle {
+    uint64_t last_active_ms; /* on reactor_now()'s clock */
+    struct timer timer;
+};
+
 /* Whether to read: the application has not paused this client or every
  * client, the client has not half-closed, nothing failed, and what
  * on_message left is not piling up. Pending output is the application's
@@ -56,6 +64,33 @@ static bool finished(const struct tcp_conn *c)
 }
 
 static void on_io(struct reactor *r, int fd, unsigned mask, void *arg);
+static void on_idle_timer(struct reactor *r, void *arg);
+
+/* Starts c's idle timer, for the whole idle limit. Returns 0, or -1 with
+ * errno ENOMEM. */
+static int start_idle_limit(struct tcp_conn *c)
+{
+    struct reactor *r = c->server->r;
+
+    c->idle_limit = malloc(sizeof *c->idle_limit);
+    if (c->idle_limit == NULL)
+        return -1;
+    *c->idle_limit = (struct tcp_idle){.last_active_ms = reactor_now(r)};
+    if (reactor_timer_start(r, &c->idle_limit->timer, c->server->idle_ms,
+                            on_idle_timer, c) == -1) {
+        free(c->idle_limit);
+        c->idle_limit = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Notes that a byte moved, for the idle timer if there is one. */
+static void note_active(struct tcp_conn *c)
+{
+    if (c->idle_limit != NULL)
+        c->idle_limit->last_active_ms = reactor_now(c->server->r);
+}
 
 /* Calls the application's close callback, then frees c. */
 static void close_conn(struct tcp_conn *c)
@@ -68,9 +103,11 @@ static void close_conn(struct tcp_conn *c)
     /* Forget before close(): the number may come back from accept() at
      * once, for another client. */
     reactor_forget(s->r, c->io.fd);
-    reactor_timer_stop(s->r, &c->idle_timer);
+    if (c->idle_limit != NULL)
+        reactor_timer_stop(s->r, &c->idle_limit->timer);
     s->cb.on_close(c);
     conn_close(&c->io);
+    free(c->idle_limit);
     free(c->in);
     free(c);
 }
@@ -163,7 +200,7 @@ static void on_readable(struct tcp_conn *c)
 
     if (n <= 0)
         return; /* EAGAIN, the client's EOF (peer_done), or a failure */
-    c->last_active_ms = reactor_now(c->server->r);
+    note_active(c);
     deliver(c, buf, (size_t)n);
     if (!c->above_high_water && conn_pending(&c->io) >= CONN_HIGH_WATER) {
         c->above_high_water = true;
@@ -181,7 +218,7 @@ static void on_writable(struct tcp_conn *c)
         return;
     add_sent(c->server, c->io.nbytes - sent);
     if (conn_pending(&c->io) < before)
-        c->last_active_ms = reactor_now(c->server->r);
+        note_active(c);
     if (conn_pending(&c->io) == 0) {
         c->above_high_water = false;
         if (c->server->cb.on_write_complete != NULL)
@@ -209,12 +246,12 @@ static void on_io(struct reactor *r, int fd, unsigned mask, void *arg)
 static void on_idle_timer(struct reactor *r, void *arg)
 {
     struct tcp_conn *c = arg;
-    uint64_t quiet = reactor_now(r) - c->last_active_ms;
+    uint64_t quiet = reactor_now(r) - c->idle_limit->last_active_ms;
 
     if (quiet >= c->server->idle_ms) {
         c->idle = true;
         close_conn(c);
-    } else if (reactor_timer_start(r, &c->idle_timer,
+    } else if (reactor_timer_start(r, &c->idle_limit->timer,
                                    c->server->idle_ms - quiet, on_idle_timer,
                                    c) == -1) {
         fail(c, "malloc", ENOMEM);
@@ -236,8 +273,7 @@ static bool add_conn(struct tcp_server *s, struct tcp_conn *c)
     }
     if (reactor_watch(s->r, c->io.fd, RE_READ, on_io, c) == -1)
         return false;
-    if (s->idle_ms > 0 && reactor_timer_start(s->r, &c->idle_timer, s->idle_ms,
-                                              on_idle_timer, c) == -1) {
+    if (s->idle_ms > 0 && start_idle_limit(c) == -1) {
         reactor_forget(s->r, c->io.fd);
         return false;
     }
@@ -253,8 +289,7 @@ static struct tcp_conn *new_conn(struct tcp_server *s)
     struct tcp_conn *c = calloc(1, sizeof *c);
 
     if (c != NULL)
-        *c = (struct tcp_conn){
-            .server = s, .ctx = s->ctx, .last_active_ms = reactor_now(s->r)};
+        *c = (struct tcp_conn){.server = s, .ctx = s->ctx};
     return c;
 }
 

@@ -33,6 +33,7 @@
 #include "reactor.h"
 
 struct tcp_conn;
+struct tcp_idle;
 struct tcp_server;
 
 /* on_write_complete and on_high_water may be NULL: nothing is called. */
@@ -55,14 +56,14 @@ struct tcp_conn {
     void *data; /* the application's own, per connection; NULL at first */
     char *in;   /* bytes on_message left, or NULL */
     size_t in_len;
-    size_t index;            /* its place in the server's table */
-    bool paused;             /* tcp_conn_pause_reading() */
-    bool owing;              /* tcp_conn_owe() */
-    bool above_high_water;   /* on_high_water was called, not yet drained */
-    bool closing;            /* tcp_conn_close(), or a failure */
-    bool idle;               /* closed by the idle timer */
-    uint64_t last_active_ms; /* on reactor_now()'s clock */
-    struct timer idle_timer;
+    size_t index;          /* its place in the server's table */
+    bool paused;           /* tcp_conn_pause_reading() */
+    bool owing;            /* tcp_conn_owe() */
+    bool above_high_water; /* on_high_water was called, not yet drained */
+    bool closing;          /* tcp_conn_close(), or a failure */
+    bool idle;             /* closed by the idle timer */
+    /* Its idle timer, or NULL when the server has no idle limit. */
+    struct tcp_idle *idle_limit;
 };
 
 /* Accepts clients on listenfd (non-blocking, already listening), serves
