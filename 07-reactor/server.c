@@ -51,7 +51,7 @@ struct echo {
 
 static void on_connection(struct tcp_conn *c)
 {
-    struct echo *e = c->ctx;
+    struct echo *e = tcp_conn_ctx(c);
 
     e->served++;
     log_accepted(c->io.peer);
@@ -69,7 +69,7 @@ static void on_connection(struct tcp_conn *c)
  * client its connection: keeping it would need unbounded memory. */
 static size_t echo_frames(struct tcp_conn *c, const char *data, size_t len)
 {
-    struct echo *e = c->ctx;
+    struct echo *e = tcp_conn_ctx(c);
     size_t used = 0;
     ssize_t n;
 
@@ -96,7 +96,7 @@ static size_t echo_frames(struct tcp_conn *c, const char *data, size_t len)
  * (08 moves such work to a pool of threads). */
 static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
 {
-    struct echo *e = c->ctx;
+    struct echo *e = tcp_conn_ctx(c);
 
     if (e->work_us > 0) {
         struct timespec ts = {e->work_us / 1000000,
@@ -125,7 +125,7 @@ static void on_write_complete(struct tcp_conn *c)
 
 static void on_close(struct tcp_conn *c)
 {
-    struct echo *e = c->ctx;
+    struct echo *e = tcp_conn_ctx(c);
 
     if (c->io.error != 0) {
         errno = c->io.error;

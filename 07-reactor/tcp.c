@@ -289,7 +289,7 @@ static struct tcp_conn *new_conn(struct tcp_server *s)
     struct tcp_conn *c = calloc(1, sizeof *c);
 
     if (c != NULL)
-        *c = (struct tcp_conn){.server = s, .ctx = s->ctx};
+        *c = (struct tcp_conn){.server = s};
     return c;
 }
 
@@ -407,6 +407,11 @@ void tcp_server_pause_reading(struct tcp_server *s, bool paused)
 unsigned long long tcp_server_sent(const struct tcp_server *s)
 {
     return atomic_load_explicit(&s->sent, memory_order_relaxed);
+}
+
+void *tcp_conn_ctx(const struct tcp_conn *c)
+{
+    return c->server->ctx;
 }
 
 int tcp_conn_send(struct tcp_conn *c, const void *p, size_t n)

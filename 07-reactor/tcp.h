@@ -52,7 +52,6 @@ struct tcp_callbacks {
 struct tcp_conn {
     struct conn io; /* descriptor, peer, output buffer, counters */
     struct tcp_server *server;
-    void *ctx;  /* the server's ctx, for the callbacks */
     void *data; /* the application's own, per connection; NULL at first */
     char *in;   /* bytes on_message left, or NULL */
     size_t in_len;
@@ -67,7 +66,7 @@ struct tcp_conn {
 };
 
 /* Accepts clients on listenfd (non-blocking, already listening), serves
- * them with cb, and passes ctx to every callback through tcp_conn.ctx.
+ * them with cb, and gives ctx to every callback through tcp_conn_ctx().
  * listenfd -1: no listener; the clients come through tcp_server_adopt().
  * idle_ms > 0 closes a client after that long without a byte moving either
  * way. Returns NULL with errno set. There is no tcp_server_free(): the
@@ -96,6 +95,10 @@ void tcp_server_pause_reading(struct tcp_server *s, bool paused);
 /* Bytes written to the clients so far, over every connection: an echo
  * server's "echoed" at any moment, read from any thread (an atomic). */
 unsigned long long tcp_server_sent(const struct tcp_server *s);
+
+/* The ctx of c's server, for the callbacks: kept once in the server, not
+ * copied into every connection. */
+void *tcp_conn_ctx(const struct tcp_conn *c);
 
 /* Sends n bytes: written now as far as the socket takes them, the rest
  * kept in order and sent when it is writable. Returns 0, or -1 once the

@@ -210,7 +210,7 @@ static void pace(struct session *sess)
 
 static void on_connection(struct tcp_conn *c)
 {
-    struct server *s = c->ctx;
+    struct server *s = tcp_conn_ctx(c);
     struct session *sess = calloc(1, sizeof *sess);
 
     if (sess == NULL) {
@@ -228,7 +228,7 @@ static void on_connection(struct tcp_conn *c)
  * of the session's list and on the work queue. */
 static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
 {
-    struct server *s = c->ctx;
+    struct server *s = tcp_conn_ctx(c);
     struct session *sess = c->data;
     struct request *r = malloc(sizeof *r + len);
 

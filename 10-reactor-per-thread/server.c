@@ -67,13 +67,13 @@ static struct server {
 /* --- the application: 07's echo, counted per loop -------------------- */
 static void on_connection(struct tcp_conn *c)
 {
-    ((struct loop *)c->ctx)->conns++; /* atomic: the stop reads it */
+    ((struct loop *)tcp_conn_ctx(c))->conns++; /* atomic: the stop reads it */
     log_accepted(c->io.peer);
 }
 
 static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
 {
-    ((struct loop *)c->ctx)->messages++;
+    ((struct loop *)tcp_conn_ctx(c))->messages++;
     tcp_conn_send(c, data, len);
     return len;
 }
