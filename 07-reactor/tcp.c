@@ -289,7 +289,7 @@ static struct tcp_conn *new_conn(struct tcp_server *s)
     struct tcp_conn *c = calloc(1, sizeof *c);
 
     if (c != NULL)
-        *c = (struct tcp_conn){.server = s};
+        c->server = s;
     return c;
 }
 
