@@ -67,10 +67,12 @@ static int demux_wait(void *state, int timeout_ms, struct fired *fired, int max)
     int n;
 
     if (max > st->cap) {
-        struct epoll_event *bigger =
-            realloc(st->evs, (size_t)max * sizeof *bigger);
+        /* A new array, not realloc(): nothing in the old one is kept, and
+         * copying it would touch (and so cost) every page of it again. */
+        struct epoll_event *bigger = malloc((size_t)max * sizeof *bigger);
         if (bigger == NULL)
             return -1;
+        free(st->evs);
         st->evs = bigger;
         st->cap = max;
     }

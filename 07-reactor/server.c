@@ -51,17 +51,17 @@ struct echo {
 
 static void on_connection(struct tcp_conn *c)
 {
-    struct echo *e = c->ctx;
+    struct echo *e = tcp_conn_ctx(c);
 
     e->served++;
-    log_accepted(c->io->peer);
+    log_accepted(c->io.peer);
     /* -K: the kernel probes the idle connection, and tells us, as an
      * error on the socket, when the client has vanished without a FIN or
      * an RST (a cable pulled, a machine gone). */
     if (e->keepalive[0] > 0 &&
         tcp_conn_keepalive(c, e->keepalive[0], e->keepalive[1],
                            e->keepalive[2]) == -1)
-        err_ret("keepalive %s", c->io->peer);
+        err_ret("keepalive %s", c->io.peer);
 }
 
 /* -F: sends back each whole frame, and leaves the rest, a frame not yet
@@ -69,7 +69,7 @@ static void on_connection(struct tcp_conn *c)
  * client its connection: keeping it would need unbounded memory. */
 static size_t echo_frames(struct tcp_conn *c, const char *data, size_t len)
 {
-    struct echo *e = c->ctx;
+    struct echo *e = tcp_conn_ctx(c);
     size_t used = 0;
     ssize_t n;
 
@@ -78,7 +78,7 @@ static size_t echo_frames(struct tcp_conn *c, const char *data, size_t len)
         used += (size_t)n;
     }
     if (n == -1) {
-        logmsg("%s: a frame longer than %d bytes: closing", c->io->peer,
+        logmsg("%s: a frame longer than %d bytes: closing", c->io.peer,
                TCP_FRAME_MAX);
         tcp_conn_close(c);
         return len;
@@ -96,7 +96,7 @@ static size_t echo_frames(struct tcp_conn *c, const char *data, size_t len)
  * (08 moves such work to a pool of threads). */
 static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
 {
-    struct echo *e = c->ctx;
+    struct echo *e = tcp_conn_ctx(c);
 
     if (e->work_us > 0) {
         struct timespec ts = {e->work_us / 1000000,
@@ -125,20 +125,20 @@ static void on_write_complete(struct tcp_conn *c)
 
 static void on_close(struct tcp_conn *c)
 {
-    struct echo *e = c->ctx;
+    struct echo *e = tcp_conn_ctx(c);
 
-    if (c->io->error != 0) {
-        errno = c->io->error;
-        err_ret("%s %s", c->io->failed_call, c->io->peer);
+    if (c->io.error != 0) {
+        errno = c->io.error;
+        err_ret("%s %s", c->io.failed_call, c->io.peer);
     }
     if (c->idle) {
         e->idle_closed++;
-        logmsg("idle %s: closing it", c->io->peer);
+        logmsg("idle %s: closing it", c->io.peer);
     }
     if (c->in_len > 0)
-        logmsg("%s: %zu bytes of an incomplete frame dropped", c->io->peer,
+        logmsg("%s: %zu bytes of an incomplete frame dropped", c->io.peer,
                c->in_len);
-    log_closed(c->io->peer, c->io->nbytes);
+    log_closed(c->io.peer, c->io.nbytes);
 }
 
 /* --- the command line and the set-up ------------------------------------ */

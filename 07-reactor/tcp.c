@@ -37,25 +37,60 @@ struct tcp_server {
     size_t nconns, cap;
 };
 
+/* The idle limit's state is apart from struct tcp_conn, in a block that
+ * only a server with an idle limit allocates: an idle connection of a
+ * server without one should not pay for a timer it never starts. */
+struct tcp_idle {
+    uint64_t last_active_ms; /* on reactor_now()'s clock */
+    struct timer timer;
+};
+
 /* Whether to read: the application has not paused this client or every
  * client, the client has not half-closed, nothing failed, and what
  * on_message left is not piling up. Pending output is the application's
  * business: see on_high_water. */
 static bool wants_read(const struct tcp_conn *c)
 {
-    return !c->paused && !c->server->paused && !c->io->peer_done &&
-           c->io->error == 0 && c->in_len < CONN_HIGH_WATER;
+    return !c->paused && !c->server->paused && !c->io.peer_done &&
+           c->io.error == 0 && c->in_len < CONN_HIGH_WATER;
 }
 
 /* Whether c is over: the application closed it, it failed, or the client
  * half-closed and got every byte it is owed. */
 static bool finished(const struct tcp_conn *c)
 {
-    return c->closing || c->io->error != 0 ||
-           (conn_finished(c->io) && !c->owing);
+    return c->closing || c->io.error != 0 ||
+           (conn_finished(&c->io) && !c->owing);
 }
 
 static void on_io(struct reactor *r, int fd, unsigned mask, void *arg);
+static void on_idle_timer(struct reactor *r, void *arg);
+
+/* Starts c's idle timer, for the whole idle limit. Returns 0, or -1 with
+ * errno ENOMEM. */
+static int start_idle_limit(struct tcp_conn *c)
+{
+    struct reactor *r = c->server->r;
+
+    c->idle_limit = malloc(sizeof *c->idle_limit);
+    if (c->idle_limit == NULL)
+        return -1;
+    *c->idle_limit = (struct tcp_idle){.last_active_ms = reactor_now(r)};
+    if (reactor_timer_start(r, &c->idle_limit->timer, c->server->idle_ms,
+                            on_idle_timer, c) == -1) {
+        free(c->idle_limit);
+        c->idle_limit = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Notes that a byte moved, for the idle timer if there is one. */
+static void note_active(struct tcp_conn *c)
+{
+    if (c->idle_limit != NULL)
+        c->idle_limit->last_active_ms = reactor_now(c->server->r);
+}
 
 /* Calls the application's close callback, then frees c. */
 static void close_conn(struct tcp_conn *c)
@@ -67,10 +102,12 @@ static void close_conn(struct tcp_conn *c)
     s->conns[c->index] = last;
     /* Forget before close(): the number may come back from accept() at
      * once, for another client. */
-    reactor_forget(s->r, c->io->fd);
-    reactor_timer_stop(s->r, &c->idle_timer);
+    reactor_forget(s->r, c->io.fd);
+    if (c->idle_limit != NULL)
+        reactor_timer_stop(s->r, &c->idle_limit->timer);
     s->cb.on_close(c);
-    conn_free(c->io);
+    conn_close(&c->io);
+    free(c->idle_limit);
     free(c->in);
     free(c);
 }
@@ -78,8 +115,8 @@ static void close_conn(struct tcp_conn *c)
 /* Records a failure of the layer's own (memory): the connection closes. */
 static void fail(struct tcp_conn *c, const char *call, int err)
 {
-    c->io->error = err;
-    c->io->failed_call = call;
+    c->io.error = err;
+    c->io.failed_call = call;
 }
 
 /* Tells the reactor what c needs now. Only a change reaches the backend:
@@ -88,10 +125,10 @@ static void watch(struct tcp_conn *c)
 {
     struct reactor *r = c->server->r;
     unsigned mask = (wants_read(c) ? RE_READ : 0u) |
-                    (conn_wants_write(c->io) ? RE_WRITE : 0u);
+                    (conn_wants_write(&c->io) ? RE_WRITE : 0u);
 
-    if (mask != reactor_watching(r, c->io->fd) &&
-        reactor_watch(r, c->io->fd, mask, on_io, c) == -1)
+    if (mask != reactor_watching(r, c->io.fd) &&
+        reactor_watch(r, c->io.fd, mask, on_io, c) == -1)
         fail(c, "watch", errno);
 }
 
@@ -159,30 +196,30 @@ static void deliver(struct tcp_conn *c, const char *buf, size_t n)
 static void on_readable(struct tcp_conn *c)
 {
     char buf[CONN_READ_MAX];
-    ssize_t n = conn_recv(c->io, buf, c->server->read_size);
+    ssize_t n = conn_recv(&c->io, buf, c->server->read_size);
 
     if (n <= 0)
         return; /* EAGAIN, the client's EOF (peer_done), or a failure */
-    c->last_active_ms = reactor_now(c->server->r);
+    note_active(c);
     deliver(c, buf, (size_t)n);
-    if (!c->above_high_water && conn_pending(c->io) >= CONN_HIGH_WATER) {
+    if (!c->above_high_water && conn_pending(&c->io) >= CONN_HIGH_WATER) {
         c->above_high_water = true;
         if (c->server->cb.on_high_water != NULL)
-            c->server->cb.on_high_water(c, conn_pending(c->io));
+            c->server->cb.on_high_water(c, conn_pending(&c->io));
     }
 }
 
 static void on_writable(struct tcp_conn *c)
 {
-    size_t before = conn_pending(c->io);
-    unsigned long long sent = c->io->nbytes;
+    size_t before = conn_pending(&c->io);
+    unsigned long long sent = c->io.nbytes;
 
-    if (conn_flush(c->io) == -1)
+    if (conn_flush(&c->io) == -1)
         return;
-    add_sent(c->server, c->io->nbytes - sent);
-    if (conn_pending(c->io) < before)
-        c->last_active_ms = reactor_now(c->server->r);
-    if (conn_pending(c->io) == 0) {
+    add_sent(c->server, c->io.nbytes - sent);
+    if (conn_pending(&c->io) < before)
+        note_active(c);
+    if (conn_pending(&c->io) == 0) {
         c->above_high_water = false;
         if (c->server->cb.on_write_complete != NULL)
             c->server->cb.on_write_complete(c);
@@ -197,7 +234,7 @@ static void on_io(struct reactor *r, int fd, unsigned mask, void *arg)
     (void)fd;
     if ((mask & RE_READ) && wants_read(c))
         on_readable(c);
-    if ((mask & RE_WRITE) && conn_wants_write(c->io))
+    if ((mask & RE_WRITE) && conn_wants_write(&c->io))
         on_writable(c);
     settle(c);
 }
@@ -209,12 +246,12 @@ static void on_io(struct reactor *r, int fd, unsigned mask, void *arg)
 static void on_idle_timer(struct reactor *r, void *arg)
 {
     struct tcp_conn *c = arg;
-    uint64_t quiet = reactor_now(r) - c->last_active_ms;
+    uint64_t quiet = reactor_now(r) - c->idle_limit->last_active_ms;
 
     if (quiet >= c->server->idle_ms) {
         c->idle = true;
         close_conn(c);
-    } else if (reactor_timer_start(r, &c->idle_timer,
+    } else if (reactor_timer_start(r, &c->idle_limit->timer,
                                    c->server->idle_ms - quiet, on_idle_timer,
                                    c) == -1) {
         fail(c, "malloc", ENOMEM);
@@ -234,11 +271,10 @@ static bool add_conn(struct tcp_server *s, struct tcp_conn *c)
         s->conns = bigger;
         s->cap = cap;
     }
-    if (reactor_watch(s->r, c->io->fd, RE_READ, on_io, c) == -1)
+    if (reactor_watch(s->r, c->io.fd, RE_READ, on_io, c) == -1)
         return false;
-    if (s->idle_ms > 0 && reactor_timer_start(s->r, &c->idle_timer, s->idle_ms,
-                                              on_idle_timer, c) == -1) {
-        reactor_forget(s->r, c->io->fd);
+    if (s->idle_ms > 0 && start_idle_limit(c) == -1) {
+        reactor_forget(s->r, c->io.fd);
         return false;
     }
     c->index = s->nconns;
@@ -246,30 +282,30 @@ static bool add_conn(struct tcp_server *s, struct tcp_conn *c)
     return true;
 }
 
-/* Registers the connection for io, and tells the application: what
- * accept_one() does with each client, and what a lesson that accepts on
- * another thread asks for through tcp_server_adopt(). */
-void tcp_server_adopt(struct tcp_server *s, struct conn *io)
+/* A connection of s with everything but its io, which the caller fills;
+ * NULL with errno ENOMEM. */
+static struct tcp_conn *new_conn(struct tcp_server *s)
 {
     struct tcp_conn *c = calloc(1, sizeof *c);
 
-    if (c == NULL) {
-        err_ret("no memory for a client");
-        conn_free(io);
-        return;
-    }
-    *c = (struct tcp_conn){.io = io,
-                           .server = s,
-                           .ctx = s->ctx,
-                           .last_active_ms = reactor_now(s->r)};
+    if (c != NULL)
+        c->server = s;
+    return c;
+}
+
+/* Registers c, its io filled, and tells the application: what accept_one()
+ * does with each client, and tcp_server_adopt() with one accepted on
+ * another thread. If there is no room for it, the client is turned away. */
+static void serve(struct tcp_server *s, struct tcp_conn *c)
+{
     if (!add_conn(s, c)) {
         if (errno == ERANGE)
             err_msg("%s: descriptor %d is past FD_SETSIZE (%d), which "
                     "select() cannot watch: closed",
-                    io->peer, io->fd, FD_SETSIZE);
+                    c->io.peer, c->io.fd, FD_SETSIZE);
         else
-            err_ret("%s: cannot watch it", io->peer);
-        conn_free(io);
+            err_ret("%s: cannot watch it", c->io.peer);
+        conn_close(&c->io);
         free(c);
         return;
     }
@@ -277,14 +313,39 @@ void tcp_server_adopt(struct tcp_server *s, struct conn *io)
     settle(c);
 }
 
+void tcp_server_adopt(struct tcp_server *s, struct conn *io)
+{
+    struct tcp_conn *c = new_conn(s);
+
+    if (c == NULL) {
+        err_ret("no memory for a client");
+        conn_free(io);
+        return;
+    }
+    c->io = *io; /* moved: the descriptor and the buffer are c's now */
+    free(io);
+    serve(s, c);
+}
+
 /* Takes one client the listener has queued; false when there is nothing
  * more to take now. A failure concerns one client at most. Out of
- * descriptors, conn_accept() turns the client away: without that, it would
- * stay queued, the listener readable, and every wait return at once. */
+ * descriptors, accept_nonblock() turns the client away: without that, it
+ * would stay queued, the listener readable, and every wait return at once.
+ * The client's struct conn is part of its tcp_conn, one allocation, so
+ * this is conn_accept() with conn_init() in place of conn_new(). */
 static bool accept_one(struct tcp_server *s, int listenfd)
 {
-    struct conn *c = conn_accept(listenfd);
+    struct sockaddr_storage cliaddr;
+    socklen_t clilen = sizeof cliaddr;
+    int connfd =
+        accept_nonblock(listenfd, (struct sockaddr *)&cliaddr, &clilen);
+    struct tcp_conn *c = connfd == -1 ? NULL : new_conn(s);
+
     if (c == NULL) {
+        if (connfd != -1) {
+            close(connfd); /* no memory: the client sees its end closed */
+            errno = ENOMEM;
+        }
         if (errno == EAGAIN)
             return false; /* nobody is waiting now */
         if (!accept_lost_client(errno))
@@ -292,7 +353,8 @@ static bool accept_one(struct tcp_server *s, int listenfd)
         err_ret("accept: a client was lost"); /* take the next */
         return true;
     }
-    tcp_server_adopt(s, c);
+    conn_init(&c->io, connfd, (struct sockaddr *)&cliaddr, clilen);
+    serve(s, c);
     return true;
 }
 
@@ -347,12 +409,17 @@ unsigned long long tcp_server_sent(const struct tcp_server *s)
     return atomic_load_explicit(&s->sent, memory_order_relaxed);
 }
 
+void *tcp_conn_ctx(const struct tcp_conn *c)
+{
+    return c->server->ctx;
+}
+
 int tcp_conn_send(struct tcp_conn *c, const void *p, size_t n)
 {
-    unsigned long long sent = c->io->nbytes;
-    int rc = conn_send(c->io, p, n);
+    unsigned long long sent = c->io.nbytes;
+    int rc = conn_send(&c->io, p, n);
 
-    add_sent(c->server, c->io->nbytes - sent);
+    add_sent(c->server, c->io.nbytes - sent);
     return rc;
 }
 
@@ -419,7 +486,7 @@ int tcp_conn_keepalive(struct tcp_conn *c, int idle_s, int interval_s,
                        int count)
 {
     const int on = 1;
-    int fd = c->io->fd;
+    int fd = c->io.fd;
 
     /* All four are per socket on Linux: the sysctls
      * net.ipv4.tcp_keepalive_* are only the defaults. */

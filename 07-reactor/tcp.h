@@ -33,6 +33,7 @@
 #include "reactor.h"
 
 struct tcp_conn;
+struct tcp_idle;
 struct tcp_server;
 
 /* on_write_complete and on_high_water may be NULL: nothing is called. */
@@ -49,24 +50,23 @@ struct tcp_callbacks {
 /* The application may read these fields, and owns data; only tcp.c writes
  * the others. */
 struct tcp_conn {
-    struct conn *io; /* descriptor, peer, output buffer, counters */
+    struct conn io; /* descriptor, peer, output buffer, counters */
     struct tcp_server *server;
-    void *ctx;  /* the server's ctx, for the callbacks */
     void *data; /* the application's own, per connection; NULL at first */
     char *in;   /* bytes on_message left, or NULL */
     size_t in_len;
-    size_t index;            /* its place in the server's table */
-    bool paused;             /* tcp_conn_pause_reading() */
-    bool owing;              /* tcp_conn_owe() */
-    bool above_high_water;   /* on_high_water was called, not yet drained */
-    bool closing;            /* tcp_conn_close(), or a failure */
-    bool idle;               /* closed by the idle timer */
-    uint64_t last_active_ms; /* on reactor_now()'s clock */
-    struct timer idle_timer;
+    size_t index;          /* its place in the server's table */
+    bool paused;           /* tcp_conn_pause_reading() */
+    bool owing;            /* tcp_conn_owe() */
+    bool above_high_water; /* on_high_water was called, not yet drained */
+    bool closing;          /* tcp_conn_close(), or a failure */
+    bool idle;             /* closed by the idle timer */
+    /* Its idle timer, or NULL when the server has no idle limit. */
+    struct tcp_idle *idle_limit;
 };
 
 /* Accepts clients on listenfd (non-blocking, already listening), serves
- * them with cb, and passes ctx to every callback through tcp_conn.ctx.
+ * them with cb, and gives ctx to every callback through tcp_conn_ctx().
  * listenfd -1: no listener; the clients come through tcp_server_adopt().
  * idle_ms > 0 closes a client after that long without a byte moving either
  * way. Returns NULL with errno set. There is no tcp_server_free(): the
@@ -77,8 +77,10 @@ struct tcp_server *tcp_server_new(struct reactor *r, int listenfd,
 
 /* Serves a client accepted elsewhere (another thread's listener, say), as
  * if s had accepted it: on_connection, then its events on s's reactor. On
- * s's reactor's thread only. If there is no room for it, the client is
- * turned away and the reason logged. */
+ * s's reactor's thread only. io must come from conn_new(): its contents
+ * move into the new tcp_conn, and its struct is freed, so the caller must
+ * not use io again. If there is no room for it, the client is turned away
+ * and the reason logged. */
 void tcp_server_adopt(struct tcp_server *s, struct conn *io);
 
 /* The most one read() takes, 1 to CONN_READ_MAX (the default). Each read
@@ -93,6 +95,10 @@ void tcp_server_pause_reading(struct tcp_server *s, bool paused);
 /* Bytes written to the clients so far, over every connection: an echo
  * server's "echoed" at any moment, read from any thread (an atomic). */
 unsigned long long tcp_server_sent(const struct tcp_server *s);
+
+/* The ctx of c's server, for the callbacks: kept once in the server, not
+ * copied into every connection. */
+void *tcp_conn_ctx(const struct tcp_conn *c);
 
 /* Sends n bytes: written now as far as the socket takes them, the rest
  * kept in order and sent when it is writable. Returns 0, or -1 once the
@@ -143,7 +149,7 @@ ssize_t tcp_frame_len(enum tcp_framing f, const char *data, size_t len);
  * takes per socket: after idle_s seconds without a segment, a probe
  * every interval_s seconds; count probes unanswered, and the connection
  * fails with ETIMEDOUT (the layer then closes it: on_close sees
- * io->error). Returns 0, or -1 with errno set. */
+ * io.error). Returns 0, or -1 with errno set. */
 int tcp_conn_keepalive(struct tcp_conn *c, int idle_s, int interval_s,
                        int count);
 

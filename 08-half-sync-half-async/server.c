@@ -201,7 +201,7 @@ static void free_session(struct session *sess)
  * buffer. While replies are owed, a half-close waits for them. */
 static void pace(struct session *sess)
 {
-    if (sess->held + conn_pending(sess->c->io) < CONN_HIGH_WATER)
+    if (sess->held + conn_pending(&sess->c->io) < CONN_HIGH_WATER)
         tcp_conn_resume_reading(sess->c);
     else
         tcp_conn_pause_reading(sess->c);
@@ -210,7 +210,7 @@ static void pace(struct session *sess)
 
 static void on_connection(struct tcp_conn *c)
 {
-    struct server *s = c->ctx;
+    struct server *s = tcp_conn_ctx(c);
     struct session *sess = calloc(1, sizeof *sess);
 
     if (sess == NULL) {
@@ -221,19 +221,19 @@ static void on_connection(struct tcp_conn *c)
     sess->c = c;
     c->data = sess;
     s->served++;
-    log_accepted(c->io->peer);
+    log_accepted(c->io.peer);
 }
 
 /* What one read() brought (at most -b bytes): one request, put at the end
  * of the session's list and on the work queue. */
 static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
 {
-    struct server *s = c->ctx;
+    struct server *s = tcp_conn_ctx(c);
     struct session *sess = c->data;
     struct request *r = malloc(sizeof *r + len);
 
     if (r == NULL) {
-        err_ret("no memory for a request of %s", c->io->peer);
+        err_ret("no memory for a request of %s", c->io.peer);
         tcp_conn_close(c);
         return len;
     }
@@ -273,11 +273,11 @@ static void on_close(struct tcp_conn *c)
 {
     struct session *sess = c->data;
 
-    if (c->io->error != 0) {
-        errno = c->io->error;
-        err_ret("%s %s", c->io->failed_call, c->io->peer);
+    if (c->io.error != 0) {
+        errno = c->io.error;
+        err_ret("%s %s", c->io.failed_call, c->io.peer);
     }
-    log_closed(c->io->peer, c->io->nbytes);
+    log_closed(c->io.peer, c->io.nbytes);
     if (sess == NULL)
         return; /* on_connection() found no memory for it */
     sess->c = NULL;

@@ -67,13 +67,13 @@ static struct server {
 /* --- the application: 07's echo, counted per loop -------------------- */
 static void on_connection(struct tcp_conn *c)
 {
-    ((struct loop *)c->ctx)->conns++; /* atomic: the stop reads it */
-    log_accepted(c->io->peer);
+    ((struct loop *)tcp_conn_ctx(c))->conns++; /* atomic: the stop reads it */
+    log_accepted(c->io.peer);
 }
 
 static size_t on_message(struct tcp_conn *c, const char *data, size_t len)
 {
-    ((struct loop *)c->ctx)->messages++;
+    ((struct loop *)tcp_conn_ctx(c))->messages++;
     tcp_conn_send(c, data, len);
     return len;
 }
@@ -92,11 +92,11 @@ static void on_write_complete(struct tcp_conn *c)
 
 static void on_close(struct tcp_conn *c)
 {
-    if (c->io->error != 0) {
-        errno = c->io->error;
-        err_ret("%s %s", c->io->failed_call, c->io->peer);
+    if (c->io.error != 0) {
+        errno = c->io.error;
+        err_ret("%s %s", c->io.failed_call, c->io.peer);
     }
-    log_closed(c->io->peer, c->io->nbytes);
+    log_closed(c->io.peer, c->io.nbytes);
 }
 
 /* The dispatch. The acceptor's side of a handoff: c goes to the next loop,

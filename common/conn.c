@@ -6,14 +6,29 @@
 #include <string.h>
 #include <unistd.h>
 
+void conn_init(struct conn *c, int connfd, const struct sockaddr *sa,
+               socklen_t salen)
+{
+    *c = (struct conn){.fd = connfd};
+    sock_ntop(sa, salen, c->peer, sizeof c->peer);
+}
+
+void conn_close(struct conn *c)
+{
+    close(c->fd);
+    free(c->out);
+    c->fd = -1;
+    c->out = NULL;
+    c->out_start = c->out_end = c->out_cap = 0;
+}
+
 struct conn *conn_new(int connfd, const struct sockaddr *sa, socklen_t salen)
 {
-    struct conn *c = calloc(1, sizeof *c);
+    struct conn *c = malloc(sizeof *c);
 
     if (c == NULL)
         return NULL;
-    c->fd = connfd;
-    sock_ntop(sa, salen, c->peer, sizeof c->peer);
+    conn_init(c, connfd, sa, salen);
     return c;
 }
 
@@ -37,8 +52,7 @@ struct conn *conn_accept(int listenfd)
 
 void conn_free(struct conn *c)
 {
-    close(c->fd);
-    free(c->out);
+    conn_close(c);
     free(c);
 }
 

@@ -35,21 +35,36 @@
 /* The largest read conn_read() makes (its buffer is on the stack). */
 #define CONN_READ_MAX (64 * 1024)
 
+/* The fields are ordered by size, widest first, so that the compiler pads
+ * nothing between them: a server with thousands of idle connections pays
+ * for every byte here thousands of times. */
 struct conn {
-    int fd;                    /* non-blocking */
-    char peer[SOCK_NTOP_LEN];  /* "127.0.0.1:40000", for the log */
     char *out;                 /* pending output, or NULL when none */
     size_t out_start, out_end; /* the pending bytes are out[start, end) */
     size_t out_cap;
-    bool peer_done;            /* the client half-closed: read() gave 0 */
-    int error;                 /* errno of the failed call, or 0 */
-    const char *failed_call;   /* "read", "write" or "malloc" */
-    unsigned long long nbytes; /* bytes echoed (written back) */
+    const char *failed_call;            /* "read", "write" or "malloc" */
+    unsigned long long nbytes;          /* bytes echoed (written back) */
     unsigned long long nreads, nwrites; /* system calls, for statistics */
+
+    int fd;                   /* non-blocking */
+    int error;                /* errno of the failed call, or 0 */
+    char peer[SOCK_NTOP_LEN]; /* "127.0.0.1:40000", for the log */
+    bool peer_done;           /* the client half-closed: read() gave 0 */
 };
 
+/* Makes *c the connection for connfd, which must already be non-blocking,
+ * with the peer's address as text; allocates nothing, so that a caller
+ * can hold the struct inside its own, in one allocation per client. */
+void conn_init(struct conn *c, int connfd, const struct sockaddr *sa,
+               socklen_t salen);
+
+/* Closes the descriptor and frees the output buffer, but not c itself:
+ * the end of what conn_init() began. Leaves fd -1 and nothing pending. */
+void conn_close(struct conn *c);
+
 /* A connection for connfd, which must already be non-blocking, with the
- * peer's address as text. Returns NULL with errno ENOMEM. */
+ * peer's address as text: conn_init() on a struct from malloc. Returns
+ * NULL with errno ENOMEM. */
 struct conn *conn_new(int connfd, const struct sockaddr *sa, socklen_t salen);
 
 /* The next client waiting on a non-blocking listener, as a connection:
@@ -58,7 +73,7 @@ struct conn *conn_new(int connfd, const struct sockaddr *sa, socklen_t salen);
  * no memory for; accept_lost_client() is true for ENOMEM too. */
 struct conn *conn_accept(int listenfd);
 
-/* Closes the descriptor and frees everything. */
+/* conn_close(), then frees the struct conn_new() allocated. */
 void conn_free(struct conn *c);
 
 /* One read() of at most size bytes into buf, retried if a signal

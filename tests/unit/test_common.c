@@ -2919,6 +2919,54 @@ static void test_conn_echoes_straight_back(void)
     close(client);
 }
 
+/* conn_init() and conn_close() on a struct the caller owns, as a server
+ * that holds the conn inside its own per-client struct uses them: init
+ * sets every field, whatever was there before, and allocates nothing;
+ * close closes the descriptor and frees the output buffer, and leaves the
+ * struct (here on the stack: freeing it would crash under ASan). */
+static void test_conn_init_and_close(void)
+{
+    struct sockaddr_in sin = ipv4_addr("127.0.0.1", 40000);
+    static char big[16 * SMALL_SNDBUF];
+    struct conn c;
+    int sv[2], sndbuf = SMALL_SNDBUF;
+
+    make_pair(sv);
+    if (fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK) == -1 ||
+        setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == -1)
+        bail_out("fcntl O_NONBLOCK or setsockopt SO_SNDBUF");
+    memset(&c, 0xa5, sizeof c); /* what a reused struct may hold */
+    conn_init(&c, sv[0], (struct sockaddr *)&sin, sizeof sin);
+    if (!check(c.fd == sv[0] && strcmp(c.peer, "127.0.0.1:40000") == 0 &&
+                   c.out == NULL && conn_pending(&c) == 0 && c.out_cap == 0 &&
+                   !c.peer_done && c.error == 0 && c.failed_call == NULL &&
+                   c.nbytes == 0 && c.nreads == 0 && c.nwrites == 0 &&
+                   conn_wants_read(&c) && !conn_finished(&c),
+               "conn_init: the descriptor and the peer's address as text; "
+               "every other field zero, whatever the struct held"))
+        diag_conn(&c);
+
+    int sent = conn_send(&c, big, sizeof big);
+    if (!check(sent == 0 && c.out != NULL && conn_pending(&c) > 0,
+               "conn_init: the conn works: a send the socket cannot take "
+               "whole keeps the rest in an output buffer"))
+        diag_conn(&c);
+
+    conn_close(&c);
+    errno = 0;
+    int flags = fcntl(sv[0], F_GETFD);
+    int err = errno;
+    if (!check(flags == -1 && err == EBADF,
+               "conn_close: the descriptor is closed"))
+        diag("fcntl F_GETFD returned %d, errno %s", flags, errname(err));
+    if (!check(c.fd == -1 && c.out == NULL && conn_pending(&c) == 0 &&
+                   c.out_cap == 0 && strcmp(c.peer, "127.0.0.1:40000") == 0,
+               "conn_close: the output buffer freed, fd -1, nothing "
+               "pending; the struct itself is left, the peer still there"))
+        diag_conn(&c);
+    close(sv[1]);
+}
+
 /* A client that sends and never reads: the echo backs up into the conn's
  * buffer until the high-water mark stops the reading. Then the client
  * reads, and conn_flush() sends what was kept. */
@@ -3797,6 +3845,7 @@ int main(int argc, char **argv)
     test_std_fds_opened();
 
     test_conn_echoes_straight_back();
+    test_conn_init_and_close();
     test_conn_stops_reading_at_high_water();
     test_conn_keeps_order();
     test_conn_compacts_and_grows_in_order();
