@@ -189,12 +189,12 @@ static int on_option(int key, const char *arg, void *ctx)
     if (key == OPT_KEEPALIVE)
         return parse_keepalive(arg, set->keepalive);
     if (key == OPT_FRAMING) {
-        if (strcmp(arg, "line") != 0 && strcmp(arg, "len") != 0) {
-            err_msg("-F %s: expected line or len", arg);
+        static const char *const names[] = {"line", "len", NULL};
+        static const enum tcp_framing framings[] = {TCP_FRAME_LINE,
+                                                    TCP_FRAME_LEN};
+        if (parse_choice(arg, names, &n) == -1)
             return -1;
-        }
-        set->framing =
-            strcmp(arg, "line") == 0 ? TCP_FRAME_LINE : TCP_FRAME_LEN;
+        set->framing = framings[n];
         return 0;
     }
 
