@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "options.h"
 #include "svg.h"
 
 enum { MAX_PANELS = 8, MAX_SERIES = 8, MAX_POINTS = 16 };
@@ -378,13 +379,12 @@ static _Noreturn void usage(void)
     exit(2);
 }
 
-/* A whole number in [min, max], or the usage. */
+/* A whole number in [min, max] (common/options.h), or the usage. */
 static long number(const char *arg, long min, long max)
 {
-    char *end;
-    long v = strtol(arg, &end, 10);
+    long v;
 
-    if (*arg == '\0' || *end != '\0' || v < min || v > max)
+    if (parse_number(arg, min, max, &v) == -1)
         usage();
     return v;
 }

@@ -1,7 +1,7 @@
 /* bench/svg.h -- the few SVG pieces that the suite's pictures share: the
  * document, escaped text, and a plot area with axes that fit round
- * numbers. bench/chart draws the benchmark's charts with them; scripts/trace
- * draws its timelines with them. Everything is written to stdout.
+ * numbers. bench/chart draws the benchmark's charts with them, and
+ * bench/timeline the pictures of make trace. Everything is written to stdout.
  */
 #ifndef SVG_H
 #define SVG_H

@@ -671,23 +671,6 @@ static bool has_turns(void)
     return false;
 }
 
-/* The axis from 0 to the first of 0.5, 1, 1.5, 2, 2.5, 3, 4, 5 (times a
- * power of ten) past span, so that its five steps are round and the
- * picture fills the width. */
-static void nice_end(struct svg_axis *a, double span)
-{
-    static const double ends[] = {0.5, 1, 1.5, 2, 2.5, 3, 4, 5};
-    double p10 = pow(10, floor(log10(span > 0 ? span : 1)));
-
-    a->lo = 0;
-    a->hi = 10 * p10;
-    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
-        if (ends[i] * p10 >= span) {
-            a->hi = ends[i] * p10;
-            break;
-        }
-}
-
 static void draw(const char *title)
 {
     struct svg_panel p = {.left = LEFT, .top = TOP};
@@ -697,7 +680,7 @@ static void draw(const char *title)
     p.width = WIDTH - LEFT - RIGHT;
     p.height = LANE_H * ndrawn + (turns ? LANE_H : 0);
     p.x.label = "seconds since the server said \"listening on\"";
-    nice_end(&p.x, end_time - start_time);
+    svg_axis_fit_close(&p.x, end_time - start_time);
     svg_begin(WIDTH, (int)(TOP + p.height + 60), title);
     snprintf(text, sizeof text,
              "one lane per thread or process; each bar one system call, "
