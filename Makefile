@@ -23,7 +23,7 @@
 #   make fuzz          libFuzzer over common/'s parsers, FUZZ_SECONDS each
 #   make grade LESSON=NN-name DIR=path
 #                      grade a student's folder against that lesson's tests
-#                      and rubric (ASAN=1: under ASan+UBSan; LINES=echo,stop:
+#                      and rubric (ASAN=1: under ASan+UBSan; ONLY=echo,stop:
 #                      those rubric lines only): scripts/grade
 #   make handout       handout/NN-name/, a student's starting point for
 #                      each lesson: scripts/handout
@@ -219,7 +219,7 @@ clean:
 # with the flags and borrowed files these print, against common/.
 .PHONY: grade handout print-cflags print-asan-cflags print-san-cc print-borrows
 grade: test-programs
-	scripts/grade $(if $(ASAN),-a) $(if $(LINES),-l "$(LINES)") -- "$(LESSON)" "$(DIR)"
+	scripts/grade $(if $(ASAN),-a) $(if $(ONLY),-l "$(ONLY)") -- "$(LESSON)" "$(DIR)"
 handout:
 	scripts/handout
 print-cflags:
