@@ -5,6 +5,11 @@
 # per line of tests/NN-name.variants, with those server arguments in
 # SERVER_ARGS), so a new lesson is held to the contract the moment it
 # exists. By hand:  LESSON=01-basic-socket bats tests/contract.bats
+#
+# A test tagged per-lesson checks the command line's parsing or the client
+# alone, which a variant's server arguments do not change: a variant's run
+# leaves it out (bats --filter-tags '!per-lesson'), the lesson's first run
+# having passed it.
 
 load helpers
 
@@ -41,6 +46,7 @@ stats_line_is() {
 
 # --- the command line ---------------------------------------------------
 
+# bats test_tags=per-lesson
 @test "$L: server -h prints its usage on stdout and exits 0" {
     run --separate-stderr "$SERVER" -h
     assert_success
@@ -49,6 +55,7 @@ stats_line_is() {
     assert_equal "$stderr" ""
 }
 
+# bats test_tags=per-lesson
 @test "$L: client -h prints its usage on stdout and exits 0" {
     run --separate-stderr "$CLIENT" -h
     assert_success
@@ -56,6 +63,7 @@ stats_line_is() {
     assert_equal "$stderr" ""
 }
 
+# bats test_tags=per-lesson
 @test "$L: bad server flags print the usage on stderr and exit 2" {
     local args
     for args in "-x" "-p" "-p abc" "-p 65536" "-p -1" "-H" "stray" "-q -- extra"; do
@@ -67,6 +75,7 @@ stats_line_is() {
     done
 }
 
+# bats test_tags=per-lesson
 @test "$L: bad client flags print the usage on stderr and exit 2" {
     local args
     for args in "-x" "-q" "-p" "-p 9x" "-p 70000" "stray"; do
@@ -109,6 +118,7 @@ stats_line_is() {
     [[ $(wc -l <<<"$stderr") -eq 1 ]] || fail "more than one line: $stderr"
 }
 
+# bats test_tags=per-lesson
 @test "$L: an unknown host: exit 1 with a readable reason" {
     run --separate-stderr timeout 30 "$SERVER" -H nosuch.invalid -p 0
     assert_failure 1
@@ -186,6 +196,7 @@ stats_line_is() {
     cmp "$BATS_TEST_TMPDIR/in" "$BATS_TEST_TMPDIR/out"
 }
 
+# bats test_tags=per-lesson
 @test "$L: the lesson's client with empty input exits 0 with no output" {
     start_server "$LESSON"
     run --separate-stderr timeout "$NET_TIMEOUT" "$CLIENT" -p "$PORT" </dev/null
@@ -208,6 +219,7 @@ stats_line_is() {
     done
 }
 
+# bats test_tags=per-lesson
 @test "$L: the client reports a closed port in one line and exits 1" {
     # Take a free port from the kernel, then let it go: nobody listens there.
     start_server "$LESSON"
@@ -220,6 +232,7 @@ stats_line_is() {
     [[ $(wc -l <<<"$stderr") -eq 1 ]] || fail "more than one line: $stderr"
 }
 
+# bats test_tags=per-lesson
 @test "$L: the client exits 1 in one line when the server goes away mid-echo" {
     start_server "$LESSON"
     spawn_fed_client "$CLIENT" -p "$PORT"
@@ -422,6 +435,7 @@ output_held() { (($(send_queue "$1" "$2") > 0)); }
     wait_for 10 session_empty "$SERVER_PID"
 }
 
+# bats test_tags=per-lesson
 @test "$L: Ctrl-C (SIGINT) stops the client while it waits" {
     start_server "$LESSON"
     # A background job starts with SIGINT ignored; a terminal's would not.
@@ -434,6 +448,7 @@ output_held() { (($(send_queue "$1" "$2") > 0)); }
     exec {fd}>&-
 }
 
+# bats test_tags=per-lesson
 @test "$L: SIGTERM to the client's pid ends all of the client" {
     start_server "$LESSON"
     spawn_fed_client "$CLIENT" -p "$PORT"
@@ -475,6 +490,7 @@ has_listening_port() { [[ -n $(listening_port "$1") ]]; }
     assert_output "own client"
 }
 
+# bats test_tags=per-lesson
 @test "$L: the client with stdin closed sends nothing, and exits 0 once the server closes" {
     start_server "$LESSON"
     local status=0
@@ -486,6 +502,7 @@ has_listening_port() { [[ -n $(listening_port "$1") ]]; }
     wait_for 20 log_has "$SERVER_LOG" '^closed .* \(0 bytes\)$'
 }
 
+# bats test_tags=per-lesson
 @test "$L: the client with stdout closed writes the echo nowhere, not into its socket" {
     start_server "$LESSON"
     local status=0
@@ -496,6 +513,7 @@ has_listening_port() { [[ -n $(listening_port "$1") ]]; }
     refute log_has "$SERVER_LOG" '^closed .* \(1[2-9] bytes\)$'
 }
 
+# bats test_tags=per-lesson
 @test "$L: the client with a directory as stdin says so in one line and exits 1" {
     start_server "$LESSON"
     run --separate-stderr timeout "$NET_TIMEOUT" "$CLIENT" -p "$PORT" <"$BATS_TEST_TMPDIR"
@@ -504,6 +522,7 @@ has_listening_port() { [[ -n $(listening_port "$1") ]]; }
     [[ $(wc -l <<<"$stderr") -eq 1 && -n $stderr ]] || fail "stderr: $stderr"
 }
 
+# bats test_tags=per-lesson
 @test "$L: the client with a non-blocking stdin pipe echoes all of it" {
     start_server "$LESSON"
     # A producer that pauses: the client's read() of the empty pipe fails
